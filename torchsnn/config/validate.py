@@ -1,0 +1,103 @@
+"""Checks of a composed run config that need no objects: done before anything is built or allocated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from torchsnn.errors import ConfigError
+from torchsnn.validation import check_int, check_non_negative, check_positive, require
+
+
+def validate_run_config(cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` (field path, value, what is allowed) for the first invalid entry."""
+    check_int("seed", cfg.get("seed"), minimum=0)
+    sim = _section(cfg, "simulation")
+    dt = check_positive("simulation.dt_ms", sim.get("dt_ms"))
+    duration = check_positive("simulation.duration_ms", sim.get("duration_ms"))
+    transient = check_non_negative("simulation.transient_ms", sim.get("transient_ms", 0.0))
+    require(
+        transient < duration,
+        "simulation.transient_ms",
+        transient,
+        f"must be below simulation.duration_ms ({duration}) so that a measurement window remains",
+    )
+    require(duration >= dt, "simulation.duration_ms", duration, f"must be at least one step (dt_ms = {dt})")
+    check_int("simulation.replicas", sim.get("replicas", 1), minimum=1)
+    check_int("simulation.raster_neurons", sim.get("raster_neurons", 0), minimum=0)
+    check_non_negative("simulation.voltage_every_ms", sim.get("voltage_every_ms", 0.0))
+    validate_device("simulation.device", sim.get("device", "auto"))
+    validate_network(_section(cfg, "network"), dt)
+
+
+def validate_device(field: str, spec: Any) -> None:
+    allowed = "must be auto, cpu, cuda or cuda:N"
+    require(isinstance(spec, str), field, spec, allowed)
+    if spec in ("auto", "cpu"):
+        return
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ConfigError(field, spec, allowed) from None
+    require(dev.type == "cuda", field, spec, allowed)
+    require(torch.cuda.is_available(), field, spec, "CUDA is not available on this machine: use cpu or auto")
+    require(
+        dev.index is None or dev.index < torch.cuda.device_count(),
+        field,
+        spec,
+        f"this machine has {torch.cuda.device_count()} CUDA device(s)",
+    )
+
+
+def validate_network(net: Mapping[str, Any], dt_ms: float) -> None:
+    pops = net.get("populations")
+    require(
+        isinstance(pops, Mapping) and len(pops) > 0,
+        "network.populations",
+        pops,
+        "must map population names to {size, excitatory}",
+    )
+    for name, pop in pops.items():
+        path = f"network.populations.{name}"
+        require(isinstance(pop, Mapping), path, pop, "must be a mapping with size and excitatory")
+        check_int(f"{path}.size", pop.get("size"), minimum=1)
+        require(
+            isinstance(pop.get("excitatory", True), bool),
+            f"{path}.excitatory",
+            pop.get("excitatory"),
+            "must be true or false",
+        )
+    projs = net.get("projections") or {}
+    require(isinstance(projs, Mapping), "network.projections", projs, "must map projection names to projections")
+    seen: dict[tuple[str, str], str] = {}
+    for name, proj in projs.items():
+        path = f"network.projections.{name}"
+        require(isinstance(proj, Mapping), path, proj, "must be a mapping with pre, post, weight_mv, delay_ms")
+        for end in ("pre", "post"):
+            require(proj.get(end) in pops, f"{path}.{end}", proj.get(end), f"must name a population: {', '.join(pops)}")
+        key = (proj["post"], proj["pre"])
+        require(key not in seen, path, f"{key[0]} <- {key[1]}", f"block already defined by projection {seen.get(key)}")
+        seen[key] = name
+        check_non_negative(f"{path}.weight_mv", proj.get("weight_mv"))
+        delay = check_positive(f"{path}.delay_ms", proj.get("delay_ms"))
+        require(
+            delay >= dt_ms * (1 - 1e-9),
+            f"{path}.delay_ms",
+            delay,
+            f"must be >= simulation.dt_ms ({dt_ms}): delta synapses need at least one step of delay",
+        )
+        conn = proj.get("connectivity")
+        require(
+            isinstance(conn, Mapping) and "_target_" in conn,
+            f"{path}.connectivity",
+            conn,
+            "must name a connectivity rule with _target_ (e.g. torchsnn.scaffold.FixedInDegree)",
+        )
+
+
+def _section(cfg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    node = cfg.get(key)
+    require(isinstance(node, Mapping), key, node, "section missing from the config")
+    return node

@@ -1,0 +1,48 @@
+"""Spike-trace rate estimator (theory §3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from torchsnn.validation import check_non_negative, check_positive
+
+
+class RateEstimator(nn.Module):
+    r"""Each neuron carries a trace x that jumps by 1 at each spike and decays at the degradation rate r_p:
+
+        dx/dt = -r_p x + sum_k delta(t - t^k),        nu_hat = r_p x     [Hz]
+
+    Clock-driven: ``x <- x exp(-r_p dt) + spikes`` each step. For a stationary Poisson train at rate nu,
+    E[nu_hat] = nu and Var[x] = alpha / 2 with alpha = nu / r_p, so nu_hat has relative error ~ 1 / sqrt(2 alpha).
+
+    Args:
+        size: number of neurons.
+        r_p_hz: degradation rate (a scalar, or one value per replica).
+        dt_ms: time step.
+        init_rate_hz: initial estimate (the trace starts at init_rate_hz / r_p).
+    """
+
+    def __init__(self, size: int, r_p_hz: float, dt_ms: float, init_rate_hz: float = 0.0) -> None:
+        super().__init__()
+        self.size = int(size)
+        self.r_p_hz = check_positive("r_p_hz", r_p_hz)
+        self.dt_ms = check_positive("dt_ms", dt_ms)
+        self.init_rate_hz = check_non_negative("init_rate_hz", init_rate_hz)
+        self.decay = math.exp(-self.r_p_hz * self.dt_ms * 1e-3)
+        self.register_buffer("trace", torch.zeros(1, self.size))
+
+    def reset_state(self, batch: int, init_rate_hz: Tensor | float | None = None) -> None:
+        rate = self.init_rate_hz if init_rate_hz is None else init_rate_hz
+        x0 = torch.as_tensor(rate, dtype=torch.float32, device=self.trace.device) / self.r_p_hz
+        self.trace = x0.expand(batch, self.size).clone()
+
+    def step(self, spikes: Tensor) -> None:
+        """Decay the trace over one step and add this step's spikes (B, N)."""
+        self.trace.mul_(self.decay).add_(spikes.to(self.trace.dtype))
+
+    def rate_hz(self) -> Tensor:
+        """Current estimate nu_hat = r_p x (B, N)."""
+        return self.trace * self.r_p_hz

@@ -1,0 +1,43 @@
+"""TensorBoard logging: population rates while the run goes, rate histograms and summary numbers at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+from torchsnn.monitors.spikes import PopulationRateMonitor
+
+
+class TensorBoardLogger:
+    """Writes to ``<run dir>/tensorboard``. Used as a simulation callback (reads the rate monitor at flush time)."""
+
+    def __init__(self, log_dir: Path, bin_ms: float = 10.0) -> None:
+        self.writer = SummaryWriter(str(log_dir))
+        self.bin_ms = bin_ms
+        self.logged_bins = 0
+
+    def __call__(self, step: int, pop_rate: PopulationRateMonitor) -> None:
+        per_bin = max(1, round(self.bin_ms / pop_rate.dt_ms))
+        n_bins = step // per_bin
+        for name in pop_rate.counts:
+            rate = pop_rate.binned_rate_hz(name, self.bin_ms, upto_step=n_bins * per_bin).mean(-1).numpy()
+            for k in range(self.logged_bins, n_bins):
+                self.writer.add_scalar(f"population_rate_hz/{name}", float(rate[k]), round((k + 1) * self.bin_ms))
+        self.logged_bins = n_bins
+        self.writer.flush()
+
+    def log_rates(self, rates_hz: dict[str, np.ndarray], tag: str = "rate_hz", step: int = 0) -> None:
+        for name, r in rates_hz.items():
+            self.writer.add_histogram(f"{tag}/{name}", np.asarray(r).ravel(), step)
+
+    def log_summary(self, summary: dict[str, dict[str, float]], section: str) -> None:
+        for pop, values in summary.items():
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and np.isfinite(value):
+                    self.writer.add_scalar(f"{section}/{pop}/{key}", value, 0)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()

@@ -1,0 +1,199 @@
+"""Network: populations + projections + external drive + rate estimators, advanced in min-delay blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from torchsnn.estimators import RateEstimator
+from torchsnn.populations import ExternalDrive, NeuronPopulation
+from torchsnn.projection import Projection
+from torchsnn.validation import check_int, require
+
+
+@dataclass
+class BlockOutput:
+    """What one block produced: spikes (M, B, N) per population and sampled voltages (B, N) per population."""
+
+    start_step: int
+    n_steps: int
+    spikes: dict[str, Tensor]
+    voltage_samples: dict[str, list[Tensor]] = field(default_factory=dict)
+
+
+class Network(nn.Module):
+    """A spiking network of populations connected by projections on one binary scaffold.
+
+    **Step schedule.** Time advances in blocks of M = min over projections of the delay in steps (at least 1):
+    every spike emitted inside a block arrives at least M steps later, i.e. in a later block, so a block's spikes
+    can be delivered together at its end (NEST's min-delay scheme). Within a block:
+
+    1. external drive: the input of all M steps is drawn at once (one RNG call per population);
+    2. for each step t = t0 .. t0 + M - 1 and each population:
+       a. the delayed synaptic input due at t is read from the ring buffer slot t mod R, and the slot cleared;
+       b. neuron update with drive + synaptic input: decay, threshold, reset, refractoriness -> spikes(t);
+       c. rate estimator (spike trace) update with spikes(t);
+    3. delivery: each spike emitted at step t is added, with the current weights, to ring slot (t + D) mod R of
+       every target (event-driven over the CSR rows of the neurons that spiked);
+    4. plasticity (plastic projections, under no_grad): when ``update_every_ms`` has elapsed since the last update,
+       weights move by the rule over the elapsed time using the traces at the block's end;
+    5. monitors read the block's spikes and sampled voltages (done by the caller, see torchsnn.simulation).
+
+    Ring buffers have R = D_max + M slots per post population, shaped (R, B, N_post). State is (B, N) for B
+    independent replicas sharing the scaffold. Nothing in the loop copies to the host on its own; the
+    reference delivery (``nonzero``) does synchronise on CUDA, which the fast CUDA path avoids.
+    """
+
+    def __init__(
+        self,
+        populations: dict[str, NeuronPopulation],
+        drives: dict[str, ExternalDrive],
+        projections: dict[str, Projection],
+        dt_ms: float,
+        estimators: dict[str, RateEstimator] | None = None,
+        plasticity_every_ms: float = 1.0,
+    ) -> None:
+        super().__init__()
+        require(len(populations) > 0, "populations", populations, "at least one population is needed")
+        for name, proj in projections.items():
+            require(
+                proj.pre in populations,
+                f"projections.{name}.pre",
+                proj.pre,
+                f"must name a population ({', '.join(populations)})",
+            )
+            require(
+                proj.post in populations,
+                f"projections.{name}.post",
+                proj.post,
+                f"must name a population ({', '.join(populations)})",
+            )
+        self.dt_ms = float(dt_ms)
+        self.populations = nn.ModuleDict(populations)
+        self.drives = nn.ModuleDict(drives)
+        self.projections = nn.ModuleDict(projections)
+        self.estimators = nn.ModuleDict(estimators or {})
+        for name, pop in populations.items():
+            if name in drives:
+                drives[name].bind(pop.tau_m_ms, dt_ms)
+        delays = [p.delay_steps for p in projections.values()]
+        self.block_steps = min(delays) if delays else 10
+        self.ring_slots = (max(delays) if delays else 0) + self.block_steps
+        self.plasticity_every_steps = max(1, round(plasticity_every_ms / dt_ms))
+        self.step_count = 0
+        self._last_plasticity_step = 0
+        for name, pop in populations.items():
+            self.register_buffer(f"ring_{name}", torch.zeros(self.ring_slots, 1, pop.size))
+
+    # ------------------------------------------------------------------ state
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.buffers())).device
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.populations.values())).batch
+
+    def ring(self, population: str) -> Tensor:
+        return getattr(self, f"ring_{population}")
+
+    def reset(
+        self,
+        batch: int = 1,
+        generator: torch.Generator | None = None,
+        initial_weights_mv: dict[str, Tensor] | None = None,
+    ) -> None:
+        """Fresh state for ``batch`` replicas: random voltages, empty ring buffers, initial traces and weights."""
+        check_int("replicas", batch, minimum=1)
+        for name, pop in self.populations.items():
+            pop.reset_state(batch, generator)
+            setattr(self, f"ring_{name}", torch.zeros(self.ring_slots, batch, pop.size, device=self.device))
+        for est in self.estimators.values():
+            est.reset_state(batch)
+        for name, proj in self.projections.items():
+            proj.reset_weights(batch, (initial_weights_mv or {}).get(name))
+        self.step_count = 0
+        self._last_plasticity_step = 0
+
+    # ------------------------------------------------------------------ dynamics
+    @torch.no_grad()
+    def run_block(
+        self, generator: torch.Generator | None, n_steps: int | None = None, voltage_every_steps: int = 0
+    ) -> BlockOutput:
+        """Advance ``n_steps`` (default and at most one min-delay block) following the step schedule."""
+        m = self.block_steps if n_steps is None else min(int(n_steps), self.block_steps)
+        t0 = self.step_count
+        batch = self.batch
+        drive = {
+            name: self.drives[name].sample_block(m, batch, pop.size, generator) if name in self.drives else None
+            for name, pop in self.populations.items()
+        }
+        spikes = {
+            name: torch.empty(m, batch, pop.size, dtype=torch.bool, device=self.device)
+            for name, pop in self.populations.items()
+        }
+        voltages: dict[str, list[Tensor]] = {name: [] for name in self.populations}
+        for s in range(m):
+            slot = (t0 + s) % self.ring_slots
+            for name, pop in self.populations.items():
+                ring_slot = self.ring(name)[slot]
+                inp = ring_slot if drive[name] is None else ring_slot + drive[name][s]
+                spikes[name][s] = pop.step(inp)
+                ring_slot.zero_()
+                if name in self.estimators:
+                    self.estimators[name].step(spikes[name][s])
+                if voltage_every_steps and (t0 + s) % voltage_every_steps == 0:
+                    voltages[name].append(pop.v_mv.clone())
+        for proj in self.projections.values():
+            proj.deliver(spikes[proj.pre], self.ring(proj.post), t0)
+        self.step_count = t0 + m
+        self._maybe_update_plasticity()
+        return BlockOutput(t0, m, spikes, voltages)
+
+    def _maybe_update_plasticity(self) -> None:
+        elapsed = self.step_count - self._last_plasticity_step
+        if elapsed < self.plasticity_every_steps:
+            return
+        for proj in self.projections.values():
+            if proj.plastic:
+                proj.rule.apply(
+                    proj,
+                    self.estimators[proj.pre].rate_hz(),
+                    self.estimators[proj.post].rate_hz(),
+                    elapsed * self.dt_ms,
+                )
+        self._last_plasticity_step = self.step_count
+
+    # ------------------------------------------------------------------ description
+    def population_sizes(self) -> dict[str, int]:
+        return {name: pop.size for name, pop in self.populations.items()}
+
+    def export_edges(self) -> dict[str, Tensor]:
+        """Plain arrays of the whole network, so the very same network can be run in Brian2 or NEST.
+
+        Returns global ``pre`` and ``post`` indices (populations laid out in order, see ``offsets``), the signed
+        ``weight_mv`` of replica 0 and the ``delay_ms`` of every edge, plus ``offsets`` (name -> first index).
+        """
+        offsets, start = {}, 0
+        for name, pop in self.populations.items():
+            offsets[name] = start
+            start += pop.size
+        pre, post, weight, delay = [], [], [], []
+        for proj in self.projections.values():
+            pre.append(proj.pre_index().cpu() + offsets[proj.pre])
+            post.append(proj.post_index.cpu().long() + offsets[proj.post])
+            w = proj.weight_mv.detach().cpu()
+            w = w[0] if w.dim() == 2 else w
+            weight.append(w.expand(proj.n_edges).clone())
+            delay.append(torch.full((proj.n_edges,), proj.delay_steps * self.dt_ms, dtype=torch.float64))
+        def cat(xs, dtype):
+            return torch.cat(xs) if xs else torch.zeros(0, dtype=dtype)
+        return {
+            "pre": cat(pre, torch.int64),
+            "post": cat(post, torch.int64),
+            "weight_mv": cat(weight, torch.float32),
+            "delay_ms": cat(delay, torch.float64),
+            "offsets": offsets,
+        }
