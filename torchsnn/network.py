@@ -41,7 +41,7 @@ class Network(nn.Module):
        weights move by the rule over the elapsed time using the traces at the block's end;
     5. monitors read the block's spikes and sampled voltages (done by the caller, see torchsnn.simulation).
 
-    Ring buffers have R = D_max + M slots per post population, shaped (R, B, N_post). State is (B, N) for B
+    Ring buffers have R = D_max slots per post population, shaped (R, B, N_post). State is (B, N) for B
     independent replicas sharing the scaffold. Nothing in the loop copies to the host on its own; the
     reference delivery (``nonzero``) does synchronise on CUDA, which the fast CUDA path avoids.
     """
@@ -80,7 +80,9 @@ class Network(nn.Module):
                 drives[name].bind(pop.tau_m_ms, dt_ms)
         delays = [p.delay_steps for p in projections.values()]
         self.block_steps = min(delays) if delays else 10
-        self.ring_slots = (max(delays) if delays else 0) + self.block_steps
+        # spikes of a block arrive D >= M steps later; once the block's own slots are read and cleared, pending
+        # input spans at most D_max consecutive steps
+        self.ring_slots = max(delays) if delays else 1
         self.plasticity_every_steps = max(1, round(plasticity_every_ms / dt_ms))
         self.step_count = 0
         self._last_plasticity_step = 0
@@ -188,8 +190,10 @@ class Network(nn.Module):
             w = w[0] if w.dim() == 2 else w
             weight.append(w.expand(proj.n_edges).clone())
             delay.append(torch.full((proj.n_edges,), proj.delay_steps * self.dt_ms, dtype=torch.float64))
+
         def cat(xs, dtype):
             return torch.cat(xs) if xs else torch.zeros(0, dtype=dtype)
+
         return {
             "pre": cat(pre, torch.int64),
             "post": cat(post, torch.int64),

@@ -21,6 +21,8 @@ def _json_safe(obj: Any) -> Any:
         return [_json_safe(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, (complex, np.complexfloating)):
+        return [_json_safe(float(obj.real)), _json_safe(float(obj.imag))]
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.ndarray):

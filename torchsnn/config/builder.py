@@ -11,6 +11,7 @@ import torch
 
 from torchsnn.config.instantiate import instantiate, to_plain
 from torchsnn.config.validate import validate_run_config
+from torchsnn.errors import ConfigError
 from torchsnn.network import Network
 from torchsnn.projection import Projection
 from torchsnn.scaffold import SparseScaffold
@@ -86,8 +87,15 @@ def build_rules(cfg: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
 
 
 def build_scaffold(cfg: Mapping[str, Any], rng: np.random.Generator) -> SparseScaffold:
+    """Validate every connectivity rule against its block (errors carry the config path), then wire."""
     sizes = {name: int(p["size"]) for name, p in cfg["network"]["populations"].items()}
-    return SparseScaffold.build(sizes, build_rules(cfg), rng)
+    rules = build_rules(cfg)
+    for name, p in (cfg["network"].get("projections") or {}).items():
+        try:
+            rules[(p["post"], p["pre"])].validate(sizes[p["pre"]], sizes[p["post"]], p["pre"] == p["post"])
+        except ConfigError as err:
+            raise err.at(f"network.projections.{name}.connectivity") from None
+    return SparseScaffold.build(sizes, rules, rng)
 
 
 def build_network(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None) -> BuiltRun:
@@ -95,8 +103,10 @@ def build_network(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None 
     cfg = to_plain(cfg)
     validate_run_config(cfg)
     sim = cfg["simulation"]
-    dt = float(sim["dt_ms"])
     device = resolve_device(sim.get("device", "auto"))
+    if sim.get("threads"):
+        torch.set_num_threads(int(sim["threads"]))
+    dt = float(sim["dt_ms"])
     seeds = Seeds.from_seed(int(cfg["seed"]))
     populations, drives = build_populations(cfg)
     if scaffold is None:

@@ -28,6 +28,8 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     check_int("simulation.replicas", sim.get("replicas", 1), minimum=1)
     check_int("simulation.raster_neurons", sim.get("raster_neurons", 0), minimum=0)
     check_non_negative("simulation.voltage_every_ms", sim.get("voltage_every_ms", 0.0))
+    if sim.get("threads") is not None:
+        check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))
     validate_network(_section(cfg, "network"), dt)
 

@@ -44,7 +44,7 @@ class SolveResult:
             "iterations": self.iterations,
             "wall_time_s": round(self.wall_time_s, 4),
             "stable": self.stable,
-            "leading_eigenvalues": [complex(round(z.real, 6), round(z.imag, 6)) for z in lead],
+            "leading_eigenvalues": [[round(float(z.real), 6), round(float(z.imag), 6)] for z in lead],
         }
 
 

@@ -79,17 +79,20 @@ class PopulationRateMonitor(Monitor):
     def setup(self, network: Network, total_steps: int) -> None:
         self.dt_ms = network.dt_ms
         self.sizes = network.population_sizes()
+        self.first_step = network.step_count
         self.counts = {
-            name: torch.zeros(total_steps, network.batch, dtype=torch.int32, device=network.device)
+            name: torch.zeros(total_steps - self.first_step, network.batch, dtype=torch.int32, device=network.device)
             for name in network.populations
         }
 
     def on_block(self, out: BlockOutput) -> None:
+        start = out.start_step - self.first_step
         for name, spikes in out.spikes.items():
-            self.counts[name][out.start_step : out.start_step + out.n_steps] = spikes.sum(-1, dtype=torch.int32)
+            self.counts[name][start : start + out.n_steps] = spikes.sum(-1, dtype=torch.int32)
 
     def binned_rate_hz(self, name: str, bin_ms: float, upto_step: int | None = None) -> Tensor:
-        """Population rate (Hz) in bins of ``bin_ms``: (n_bins, B), on the CPU."""
+        """Population rate (Hz) in bins of ``bin_ms`` from the start of this run: (n_bins, B), on the CPU.
+        ``upto_step`` counts steps from the start of this run."""
         per_bin = max(1, round(bin_ms / self.dt_ms))
         counts = self.counts[name][:upto_step].cpu()
         n_bins = counts.shape[0] // per_bin

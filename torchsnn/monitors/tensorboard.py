@@ -20,11 +20,14 @@ class TensorBoardLogger:
 
     def __call__(self, step: int, pop_rate: PopulationRateMonitor) -> None:
         per_bin = max(1, round(self.bin_ms / pop_rate.dt_ms))
-        n_bins = step // per_bin
+        n_bins = (step - pop_rate.first_step) // per_bin
+        t0_ms = pop_rate.first_step * pop_rate.dt_ms
         for name in pop_rate.counts:
             rate = pop_rate.binned_rate_hz(name, self.bin_ms, upto_step=n_bins * per_bin).mean(-1).numpy()
             for k in range(self.logged_bins, n_bins):
-                self.writer.add_scalar(f"population_rate_hz/{name}", float(rate[k]), round((k + 1) * self.bin_ms))
+                self.writer.add_scalar(
+                    f"population_rate_hz/{name}", float(rate[k]), round(t0_ms + (k + 1) * self.bin_ms)
+                )
         self.logged_bins = n_bins
         self.writer.flush()
 

@@ -37,29 +37,61 @@ class ExternalDrive(nn.Module, ABC):
 
 
 class PoissonDrive(ExternalDrive):
-    r"""``k_ext`` independent Poisson sources per neuron at ``nu_ext_hz``, each spike a jump of ``j_ext_mv``.
+    r"""Independent Poisson sources per neuron: ``k_ext`` excitatory ones at ``nu_ext_hz`` (jump ``+j_ext_mv``) and,
+    optionally, ``k_ext_inh`` inhibitory ones at ``nu_ext_inh_hz`` (jump ``-j_ext_inh_mv``).
 
-    Per step a neuron receives ``j_ext * n`` with ``n ~ Poisson(k_ext * nu_ext * dt)``. Diffusion moments:
-    ``mu_ext = tau_m k_ext j_ext nu_ext`` and ``sigma_ext^2 = tau_m k_ext j_ext^2 nu_ext`` (tau_m in seconds).
+    Per step a neuron receives ``j_ext n_e - j_ext_inh n_i`` with ``n ~ Poisson(k nu dt)``. Diffusion moments
+    (tau_m in seconds):
+
+        mu_ext = tau_m (k_ext j_ext nu_ext - k_ext_inh j_ext_inh nu_ext_inh)
+        sigma_ext^2 = tau_m (k_ext j_ext^2 nu_ext + k_ext_inh j_ext_inh^2 nu_ext_inh)
+
+    Balanced external input (both kinds) gives independent noise of any size at a chosen mean.
     """
 
-    def __init__(self, k_ext: int, nu_ext_hz: float, j_ext_mv: float) -> None:
+    def __init__(
+        self,
+        k_ext: int,
+        nu_ext_hz: float,
+        j_ext_mv: float,
+        k_ext_inh: int = 0,
+        nu_ext_inh_hz: float = 0.0,
+        j_ext_inh_mv: float = 0.0,
+    ) -> None:
         super().__init__()
         self.k_ext = check_int("k_ext", k_ext, minimum=0)
         self.nu_ext_hz = check_non_negative("nu_ext_hz", nu_ext_hz)
         self.j_ext_mv = check_non_negative("j_ext_mv", j_ext_mv)
+        self.k_ext_inh = check_int("k_ext_inh", k_ext_inh, minimum=0)
+        self.nu_ext_inh_hz = check_non_negative("nu_ext_inh_hz", nu_ext_inh_hz)
+        self.j_ext_inh_mv = check_non_negative("j_ext_inh_mv", j_ext_inh_mv)
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
 
+    def _sources(self) -> list[tuple[float, float]]:
+        """(expected events per step, signed jump) of each kind of source that is present."""
+        per_ms = self.dt_ms * 1e-3
+        kinds = [
+            (self.k_ext * self.nu_ext_hz * per_ms, self.j_ext_mv),
+            (self.k_ext_inh * self.nu_ext_inh_hz * per_ms, -self.j_ext_inh_mv),
+        ]
+        return [(lam, j) for lam, j in kinds if lam > 0 and j != 0]
+
     def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> Tensor:
-        lam = self.k_ext * self.nu_ext_hz * self.dt_ms * 1e-3
-        rate = torch.full((n_steps, batch, size), lam, device=self.device)
-        return torch.poisson(rate, generator=generator).mul_(self.j_ext_mv)
+        out = torch.zeros(n_steps, batch, size, device=self.device)
+        for lam, jump in self._sources():
+            rate = torch.full((n_steps, batch, size), lam, device=self.device)
+            out.add_(torch.poisson(rate, generator=generator), alpha=jump)
+        return out
 
     def moments(self, tau_m_ms: float) -> tuple[float, float]:
         tau_s = tau_m_ms * 1e-3
-        mu = tau_s * self.k_ext * self.j_ext_mv * self.nu_ext_hz
-        sigma = math.sqrt(tau_s * self.k_ext * self.j_ext_mv**2 * self.nu_ext_hz)
-        return mu, sigma
+        mu = tau_s * (
+            self.k_ext * self.j_ext_mv * self.nu_ext_hz - self.k_ext_inh * self.j_ext_inh_mv * self.nu_ext_inh_hz
+        )
+        var = tau_s * (
+            self.k_ext * self.j_ext_mv**2 * self.nu_ext_hz + self.k_ext_inh * self.j_ext_inh_mv**2 * self.nu_ext_inh_hz
+        )
+        return mu, math.sqrt(var)
 
 
 class GaussianDrive(ExternalDrive):

@@ -76,6 +76,8 @@ class LIFPopulation(NeuronPopulation):
         if v_init_mv is not None:
             v = torch.as_tensor(v_init_mv, dtype=torch.float32, device=device).expand(batch, self.size).clone()
         else:
+            if generator is None:  # deterministic default; runs pass the generator derived from their seed
+                generator = torch.Generator(device=device).manual_seed(0)
             u = torch.rand(batch, self.size, generator=generator, device=device)
             v = self.v_init_low_mv + (self.v_init_high_mv - self.v_init_low_mv) * u
         self.v_mv = v
