@@ -124,7 +124,11 @@ class Network(nn.Module):
     def run_block(
         self, generator: torch.Generator | None, n_steps: int | None = None, voltage_every_steps: int = 0
     ) -> BlockOutput:
-        """Advance ``n_steps`` (default and at most one min-delay block) following the step schedule."""
+        """Advance ``n_steps`` (default and at most one min-delay block) following the step schedule.
+
+        Populations do not interact inside a block (every spike emitted in it arrives in a later block), so each
+        population runs its steps in one call (a compiled kernel on the CPU) before the block is delivered.
+        """
         m = self.block_steps if n_steps is None else min(int(n_steps), self.block_steps)
         t0 = self.step_count
         batch = self.batch
@@ -132,22 +136,13 @@ class Network(nn.Module):
             name: self.drives[name].sample_block(m, batch, pop.size, generator) if name in self.drives else None
             for name, pop in self.populations.items()
         }
-        spikes = {
-            name: torch.empty(m, batch, pop.size, dtype=torch.bool, device=self.device)
-            for name, pop in self.populations.items()
-        }
-        voltages: dict[str, list[Tensor]] = {name: [] for name in self.populations}
-        for s in range(m):
-            slot = (t0 + s) % self.ring_slots
-            for name, pop in self.populations.items():
-                ring_slot = self.ring(name)[slot]
-                inp = ring_slot if drive[name] is None else ring_slot + drive[name][s]
-                spikes[name][s] = pop.step(inp)
-                ring_slot.zero_()
-                if name in self.estimators:
-                    self.estimators[name].step(spikes[name][s])
-                if voltage_every_steps and (t0 + s) % voltage_every_steps == 0:
-                    voltages[name].append(pop.v_mv.clone())
+        record = [s for s in range(m) if voltage_every_steps and (t0 + s) % voltage_every_steps == 0]
+        spikes: dict[str, Tensor] = {}
+        voltages: dict[str, list[Tensor]] = {}
+        for name, pop in self.populations.items():
+            spikes[name], voltages[name] = pop.run_block(self.ring(name), t0 % self.ring_slots, drive[name], m, record)
+            if name in self.estimators:
+                self.estimators[name].update_block(spikes[name])
         for proj in self.projections.values():
             proj.deliver(spikes[proj.pre], self.ring(proj.post), t0)
         self.step_count = t0 + m

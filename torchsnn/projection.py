@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from torchsnn import kernels
 from torchsnn.delivery import deliver_block
 from torchsnn.validation import check_non_negative, require
 
@@ -83,8 +85,19 @@ class Projection(nn.Module):
         self.weight_mv = w * self.sign
 
     def deliver(self, spikes: Tensor, ring: Tensor, block_start_step: int) -> None:
-        """Add the block's spikes of the pre population (M, B, N_pre) into the post ring buffer."""
-        deliver_block(spikes, self.row_ptr, self.post_index, self.weight_mv, ring, block_start_step + self.delay_steps)
+        """Add the block's spikes of the pre population (M, B, N_pre) into the post ring buffer (compiled kernel on
+        the CPU, torch reference elsewhere; identical input either way)."""
+        first_slot = block_start_step + self.delay_steps
+        if ring.device.type == "cpu" and kernels.cpu_kernels_enabled():
+            args = (spikes.numpy(), self.row_ptr.numpy(), self.post_index.numpy())
+            w = self.weight_mv
+            if w.dim() == 0:
+                kernels.numba_cpu.deliver_scalar(*args, np.float32(w.item()), ring.numpy(), first_slot % ring.shape[0])
+            else:
+                w2 = w.view(1, -1) if w.dim() == 1 else w
+                kernels.numba_cpu.deliver_per_edge(*args, w2.numpy(), ring.numpy(), first_slot % ring.shape[0])
+            return
+        deliver_block(spikes, self.row_ptr, self.post_index, self.weight_mv, ring, first_slot)
 
     def extra_repr(self) -> str:
         kind = "plastic" if self.plastic else "static"

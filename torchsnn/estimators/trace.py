@@ -43,6 +43,14 @@ class RateEstimator(nn.Module):
         """Decay the trace over one step and add this step's spikes (B, N)."""
         self.trace.mul_(self.decay).add_(spikes.to(self.trace.dtype))
 
+    def update_block(self, spikes: Tensor) -> None:
+        """The same for a block of steps (M, B, N): x <- d^M x + sum_s d^(M-1-s) spikes[s]."""
+        m = spikes.shape[0]
+        weights = self.decay ** torch.arange(m - 1, -1, -1, dtype=torch.float64, device=spikes.device)
+        self.trace.mul_(self.decay**m).add_(
+            torch.tensordot(weights.to(self.trace.dtype), spikes.to(self.trace.dtype), 1)
+        )
+
     def rate_hz(self) -> Tensor:
         """Current estimate nu_hat = r_p x (B, N)."""
         return self.trace * self.r_p_hz

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from torchsnn import kernels
 from torchsnn.monitors.base import Monitor
 from torchsnn.network import BlockOutput, Network
 
@@ -38,6 +39,16 @@ class SpikeStatsMonitor(Monitor):
             }
 
     def on_block(self, out: BlockOutput) -> None:
+        if next(iter(out.spikes.values())).device.type == "cpu" and kernels.cpu_kernels_enabled():
+            for name, spikes in out.spikes.items():
+                st = self.state[name]
+                kernels.numba_cpu.spike_statistics(
+                    spikes.numpy(),
+                    out.start_step,
+                    self.window_start_step,
+                    *(st[k].numpy() for k in ("count", "last", "isi_sum", "isi_sq", "isi_n")),
+                )
+            return
         first = self.steps_in_window(out)
         steps = torch.arange(
             out.start_step, out.start_step + out.n_steps, device=next(iter(out.spikes.values())).device

@@ -44,6 +44,24 @@ class NeuronPopulation(nn.Module, ABC):
     def step(self, input_mv: Tensor) -> Tensor:
         """Advance one time step with ``input_mv`` (B, N) arriving in it; return the spikes (B, N) bool."""
 
+    def run_block(
+        self, ring: Tensor, first_slot: int, drive: Tensor | None, n_steps: int, record_steps: list[int]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """``n_steps`` steps: the input of step s is ring slot (first_slot + s) mod R (cleared after reading) plus
+        ``drive[s]``. Returns spikes (n_steps, B, N) and copies of the voltages after each step in
+        ``record_steps``. Reference implementation (any device); subclasses may override with a kernel that
+        gives identical results."""
+        n_slots = ring.shape[0]
+        spikes = torch.empty(n_steps, *self.v_mv.shape, dtype=torch.bool, device=self.v_mv.device)
+        voltages = []
+        for s in range(n_steps):
+            slot = ring[(first_slot + s) % n_slots]
+            spikes[s] = self.step(slot if drive is None else slot + drive[s])
+            slot.zero_()
+            if s in record_steps:
+                voltages.append(self.v_mv.clone())
+        return spikes, voltages
+
     @abstractmethod
     def transfer_hz(self, mu_mv: Tensor, sigma_mv: Tensor) -> Tensor:
         """Stationary firing rate (Hz) under white-noise input of mean ``mu_mv`` and std ``sigma_mv``."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from torchsnn import kernels
 from torchsnn.populations.base import NeuronPopulation
 from torchsnn.validation import check_non_negative, check_positive, require
 
@@ -91,6 +93,33 @@ class LIFPopulation(NeuronPopulation):
         left = torch.where(refractory, self.refractory_left - 1, self.refractory_left)
         self.refractory_left = torch.where(spikes, self.refractory_steps, left).to(torch.int32)
         return spikes
+
+    def run_block(
+        self, ring: Tensor, first_slot: int, drive: Tensor | None, n_steps: int, record_steps: list[int]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """As the base class; on the CPU a compiled kernel runs the whole block (identical results)."""
+        if self.v_mv.device.type != "cpu" or not kernels.cpu_kernels_enabled():
+            return super().run_block(ring, first_slot, drive, n_steps, record_steps)
+        spikes = torch.empty(n_steps, *self.v_mv.shape, dtype=torch.bool)
+        record = np.zeros(n_steps, dtype=np.bool_)
+        record[record_steps] = True
+        v_record = np.empty((len(record_steps), *self.v_mv.shape), dtype=np.float32)
+        no_drive = np.empty((0, 1, 1), dtype=np.float32)
+        kernels.numba_cpu.lif_block(
+            self.v_mv.numpy(),
+            self.refractory_left.numpy(),
+            ring.numpy(),
+            first_slot,
+            no_drive if drive is None else drive.numpy(),
+            spikes.numpy(),
+            record,
+            v_record,
+            np.float32(self.decay),
+            np.float32(self.theta_mv),
+            np.float32(self.v_reset_mv),
+            np.int32(self.refractory_steps),
+        )
+        return spikes, [torch.from_numpy(v) for v in v_record]
 
     def transfer_hz(self, mu_mv: Tensor, sigma_mv: Tensor) -> Tensor:
         from torchsnn.meanfield.transfer import siegert_rate_hz
