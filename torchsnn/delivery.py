@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 
-def gather_spiking_edges(spikes: Tensor, row_ptr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def gather_spiking_edges(spikes: Tensor, row_ptr: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Edges leaving the neurons that spiked in a block.
 
     Args:
@@ -23,7 +23,8 @@ def gather_spiking_edges(spikes: Tensor, row_ptr: Tensor) -> tuple[Tensor, Tenso
         row_ptr: (N_pre + 1,) int64 CSR row pointer.
 
     Returns:
-        (step, replica, edge): for every synaptic event, the step within the block, the replica and the edge id.
+        (step, replica, neuron, edge): for every synaptic event, the step within the block, the replica, the
+        presynaptic neuron and the edge id.
     """
     step, replica, neuron = spikes.nonzero(as_tuple=True)
     start = row_ptr[neuron]
@@ -31,24 +32,33 @@ def gather_spiking_edges(spikes: Tensor, row_ptr: Tensor) -> tuple[Tensor, Tenso
     owner = torch.repeat_interleave(torch.arange(neuron.numel(), device=spikes.device), count)
     first_of_owner = torch.cumsum(count, 0) - count
     offset_in_row = torch.arange(owner.numel(), device=spikes.device) - first_of_owner[owner]
-    return step[owner], replica[owner], start[owner] + offset_in_row
+    return step[owner], replica[owner], neuron[owner], start[owner] + offset_in_row
 
 
 def deliver_block(
-    spikes: Tensor, row_ptr: Tensor, post_index: Tensor, weight_mv: Tensor, ring: Tensor, first_slot: int
+    spikes: Tensor,
+    row_ptr: Tensor,
+    post_index: Tensor,
+    weight_mv: Tensor,
+    ring: Tensor,
+    first_slot: int,
+    per_row: bool = False,
 ) -> None:
     """Add the block's synaptic events to ``ring`` (R, B, N_post) in place.
 
     Args:
         spikes: (M, B, N_pre) bool.
         row_ptr, post_index: CSR of the scaffold block.
-        weight_mv: signed weights, a 0-d tensor (homogeneous), (E,) shared by replicas, or (B, E).
+        weight_mv: signed weights, a 0-d tensor (homogeneous), (E,) shared by replicas, (B, E), or with
+            ``per_row`` (B, N_pre), one weight per presynaptic neuron.
         ring: (R, B, N_post) float32 delay ring buffer.
         first_slot: t0 + D, the absolute step at which step 0 of the block arrives (taken mod R).
     """
     n_slots, batch, n_post = ring.shape
-    step, replica, edge = gather_spiking_edges(spikes, row_ptr)
-    if weight_mv.dim() == 0:
+    step, replica, neuron, edge = gather_spiking_edges(spikes, row_ptr)
+    if per_row:
+        w = weight_mv[replica, neuron]
+    elif weight_mv.dim() == 0:
         w = weight_mv.to(ring.dtype).expand(edge.numel())
     elif weight_mv.dim() == 1:
         w = weight_mv[edge]

@@ -58,6 +58,15 @@ class Network(nn.Module):
         super().__init__()
         require(len(populations) > 0, "populations", populations, "at least one population is needed")
         for name, proj in projections.items():
+            if proj.plastic:
+                for end in (proj.pre, proj.post):
+                    require(
+                        end in (estimators or {}),
+                        f"projections.{name}",
+                        end,
+                        "a plastic projection needs rate estimators on both its populations",
+                    )
+        for name, proj in projections.items():
             require(
                 proj.pre in populations,
                 f"projections.{name}.pre",
@@ -106,14 +115,17 @@ class Network(nn.Module):
         batch: int = 1,
         generator: torch.Generator | None = None,
         initial_weights_mv: dict[str, Tensor] | None = None,
+        initial_rates_hz: dict[str, Tensor | float] | None = None,
     ) -> None:
-        """Fresh state for ``batch`` replicas: random voltages, empty ring buffers, initial traces and weights."""
+        """Fresh state for ``batch`` replicas: random voltages, empty ring buffers, traces at ``initial_rates_hz``
+        (per population: a number or one rate per neuron; default each estimator's own), plastic weights from
+        ``initial_weights_mv`` (per projection, see Projection.reset_weights)."""
         check_int("replicas", batch, minimum=1)
         for name, pop in self.populations.items():
             pop.reset_state(batch, generator)
             setattr(self, f"ring_{name}", torch.zeros(self.ring_slots, batch, pop.size, device=self.device))
-        for est in self.estimators.values():
-            est.reset_state(batch)
+        for name, est in self.estimators.items():
+            est.reset_state(batch, (initial_rates_hz or {}).get(name))
         for name, proj in self.projections.items():
             proj.reset_weights(batch, (initial_weights_mv or {}).get(name))
         self.step_count = 0
@@ -155,11 +167,8 @@ class Network(nn.Module):
             return
         for proj in self.projections.values():
             if proj.plastic:
-                proj.rule.apply(
-                    proj,
-                    self.estimators[proj.pre].rate_hz(),
-                    self.estimators[proj.post].rate_hz(),
-                    elapsed * self.dt_ms,
+                proj.apply_plasticity(
+                    self.estimators[proj.pre].rate_hz(), self.estimators[proj.post].rate_hz(), elapsed * self.dt_ms
                 )
         self._last_plasticity_step = self.step_count
 

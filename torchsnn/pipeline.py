@@ -1,33 +1,117 @@
-"""The steps of a run (simulate, theory, compare) and what each writes into the run folder."""
+"""The steps of a run (theory, simulate, compare) and what each writes into the run folder.
+
+Order: wire the scaffold (simulate/compare) -> solve the theory (theory/compare, and plastic runs whose traces or
+weights start from the prediction) -> simulate -> compare. ``summary.json`` gets ``simulation``, ``theory``,
+``comparison`` (per population) and, for plastic runs, ``*_weights`` (per plastic projection), ``convergence``
+and ``alpha``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from torchsnn.analysis.figures import activity_overview, rate_histograms
+from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
 from torchsnn.analysis.metrics import compare_samples
 from torchsnn.config import BuiltRun, build_network
+from torchsnn.config.builder import Seeds, build_scaffold
+from torchsnn.config.validate import validate_run_config
 from torchsnn.meanfield.build import model_from_config
-from torchsnn.meanfield.distributions import RateDistribution, rate_distribution
+from torchsnn.meanfield.distributions import (
+    Distribution,
+    neuron_rates,
+    rate_distribution,
+    sample_population,
+    weight_distribution,
+)
+from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.solver import SolveResult, solve
 from torchsnn.monitors.tensorboard import TensorBoardLogger
+from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
+from torchsnn.scaffold import SparseScaffold
 from torchsnn.simulation import SimulationResult, simulate
 
 log = logging.getLogger("torchsnn")
 MODES = ("theory", "simulate", "compare")
 
 
+@dataclass
+class Theory:
+    model: MeanFieldModel
+    result: SolveResult
+    rates: dict[str, Distribution]
+    weights: dict[str, Distribution]
+    neuron_rates_hz: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def plastic_projections(cfg: dict[str, Any]) -> list[str]:
+    return list((cfg.get("plasticity") or {}).get("projections") or [])
+
+
+def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseScaffold | None) -> Theory:
+    """Solve the mean-field equations of the network; predicted rate (and plastic weight) distributions; each
+    realised neuron's predicted rate when the scaffold is wired."""
+    mf = cfg.get("meanfield") or {}
+    t0 = time.perf_counter()
+    model = model_from_config(cfg, scaffold=scaffold)
+    result = solve(
+        model,
+        tol=float(mf.get("tol", 1e-10)),
+        max_iter=int(mf.get("max_iter", 40)),
+        continuation=int(mf.get("continuation", 0)),
+        initial_rate_hz=float(mf.get("initial_rate_hz", 5.0)),
+    )
+    rng = np.random.default_rng(int(cfg["seed"]))
+    n = int(mf.get("samples", 200_000))
+    samples = {name: sample_population(model, result.x, name, n, rng) for name in model.populations}
+    rates = {name: rate_distribution(model, result.x, samples[name], name) for name in model.populations}
+    weights = {}
+    for name in plastic_projections(cfg):
+        index = model.block_names.index(name)
+        weights[name] = weight_distribution(model, index, samples, rng)
+    theory = Theory(model, result, rates, weights)
+    if scaffold is not None:
+        for name in model.populations:
+            k = np.stack([d.numpy() for d in scaffold.in_degrees(name).values()], -1).astype(np.float64)
+            order = list(scaffold.in_degrees(name))
+            k = k[:, [order.index(pre) for pre in model.populations[name].nodes.inputs]]
+            theory.neuron_rates_hz[name] = neuron_rates(model, result.x, name, k)
+    summary["theory"] = {name: d.summary() for name, d in rates.items()}
+    if weights:
+        summary["theory_weights"] = {
+            name: {**d.summary(), **model.block_info.get(name, {})} for name, d in weights.items()
+        }
+    summary["theory_solver"] = {
+        **result.diagnostics(),
+        "degrees": mf.get("degrees", "laws"),
+        "total_wall_time_s": time.perf_counter() - t0,
+    }
+    for name, d in rates.items():
+        log.info("theory %s: rate %.3f ± %.3f Hz (median %.3f)", name, d.mean, d.std, d.median)
+    for name, d in weights.items():
+        log.info("theory %s: |w| %.4f ± %.4f mV", name, d.mean, d.std)
+    log.info("mean-field solve: %s", result.diagnostics())
+    return theory
+
+
 def run_simulation(
-    cfg: dict[str, Any], run_dir: Path, summary: dict[str, Any], tb: TensorBoardLogger | None
+    cfg: dict[str, Any],
+    run_dir: Path,
+    summary: dict[str, Any],
+    tb: TensorBoardLogger | None,
+    scaffold: SparseScaffold,
+    theory: Theory | None,
 ) -> tuple[BuiltRun, SimulationResult]:
-    """Build and simulate the network; fill ``summary['simulation']`` and write the per-neuron table."""
-    built = build_network(cfg)
+    """Build and simulate the network; fill ``summary['simulation']`` (and weights, convergence, alpha)."""
+    predicted = {name: torch.as_tensor(r) for name, r in theory.neuron_rates_hz.items()} if theory else None
+    built = build_network(cfg, scaffold=scaffold, predicted_rates_hz=predicted)
     sim, logs = cfg["simulation"], cfg["logging"]
     net = built.network
     log.info(
@@ -38,6 +122,7 @@ def run_simulation(
         net.batch,
         net.block_steps,
     )
+    weights = WeightMonitor(round(float(logs.get("weights_every_ms", 100.0)) / net.dt_ms)) if net.estimators else None
     result = simulate(
         net,
         duration_ms=sim["duration_ms"],
@@ -49,6 +134,7 @@ def run_simulation(
         progress=logs.get("progress", True),
         callbacks=[tb] if tb else [],
         callback_every_ms=logs.get("log_every_ms", 100.0),
+        extra_monitors=[weights] if weights else [],
     )
     model_s = sim["duration_ms"] * 1e-3
     summary["scaffold"] = built.scaffold.summary()
@@ -60,6 +146,9 @@ def run_simulation(
         model_time_s=model_s,
         wall_s_per_model_s=result.wall_time_s / model_s,
     )
+    if weights:
+        result.extra["weights"] = weights.result()
+        summarise_plasticity(cfg, summary, result)
     write_neuron_table(run_dir / "neurons.csv", result, built.scaffold)
     for name, s in summary["simulation"].items():
         log.info(
@@ -75,52 +164,65 @@ def run_simulation(
     return built, result
 
 
-def run_theory(
-    cfg: dict[str, Any], summary: dict[str, Any], built: BuiltRun | None
-) -> tuple[SolveResult, dict[str, RateDistribution]]:
-    """Solve the mean-field equations of the same network; fill ``summary['theory']``."""
-    mf = cfg.get("meanfield") or {}
-    t0 = time.perf_counter()
-    model = model_from_config(cfg, scaffold=built.scaffold if built else None)
-    result = solve(
-        model,
-        tol=float(mf.get("tol", 1e-10)),
-        max_iter=int(mf.get("max_iter", 40)),
-        continuation=int(mf.get("continuation", 0)),
-        initial_rate_hz=float(mf.get("initial_rate_hz", 5.0)),
-    )
-    rng = np.random.default_rng(int(cfg["seed"]))
-    dists = {
-        name: rate_distribution(model, result.x, name, int(mf.get("samples", 200_000)), rng)
-        for name in model.populations
+def summarise_plasticity(cfg: dict[str, Any], summary: dict[str, Any], result: SimulationResult) -> None:
+    """Simulated weight distributions, measured convergence and the distribution of alpha = nu / r_p."""
+    w = result.extra["weights"]
+    r_p = float(cfg["plasticity"]["r_p_hz"])
+    summary["simulation_weights"] = {
+        name: {
+            "weight_mean_mv": float(v.mean()),
+            "weight_std_mv": float(v.std()),
+            "weight_median_mv": float(v.median()),
+            "n_edges": int(v.shape[-1]),
+        }
+        for name, v in w["final_weights_mv"].items()
     }
-    summary["theory"] = {name: d.summary() for name, d in dists.items()}
-    summary["theory_solver"] = {
-        **result.diagnostics(),
-        "degrees": mf.get("degrees", "laws"),
-        "total_wall_time_s": time.perf_counter() - t0,
+    start = result.transient_ms
+    convergence = {
+        f"{name}_weight_mean_rel_change": relative_change(series, 1, start) for name, series in w["series"].items()
     }
-    for name, d in dists.items():
-        log.info("theory %s: rate %.3f ± %.3f Hz (median %.3f)", name, d.mean_hz, d.std_hz, d.median_hz)
-    log.info("mean-field solve: %s", result.diagnostics())
-    return result, dists
+    for name in result.spike_stats:
+        counts = result.population_rate.counts[name].sum(-1).double()
+        first = round(start / result.dt_ms)
+        window = counts[first:]
+        half = window.numel() // 2
+        a, b = float(window[:half].mean()), float(window[half:].mean())
+        convergence[f"{name}_rate_rel_change_between_halves"] = abs(b - a) / max(b, 1e-12)
+    for name, est in w["final_rate_estimates_hz"].items():
+        counted = result.rates_hz(name)
+        active = counted > 0
+        rel = ((est - counted).abs()[active] / counted[active]).mean()
+        convergence[f"{name}_trace_vs_count_mean_rel_diff"] = float(rel)
+    summary["convergence"] = convergence
+    summary["alpha"] = {}
+    for name in w["final_rate_estimates_hz"]:
+        alpha = result.rates_hz(name).flatten().numpy() / r_p
+        summary["alpha"][name] = {
+            "r_p_hz": r_p,
+            "alpha_mean": float(alpha.mean()),
+            "alpha_median": float(np.median(alpha)),
+            "alpha_q10": float(np.quantile(alpha, 0.1)),
+            "alpha_q90": float(np.quantile(alpha, 0.9)),
+        }
+    log.info("convergence: %s", {k: round(v, 4) for k, v in convergence.items()})
 
 
 def run_comparison(
-    cfg: dict[str, Any], summary: dict[str, Any], sim: SimulationResult, dists: dict[str, RateDistribution]
+    cfg: dict[str, Any], summary: dict[str, Any], sim: SimulationResult, theory: Theory
 ) -> dict[str, np.ndarray]:
     """Per population: KS, Wasserstein, relative mean/std errors of simulated rates against the prediction passed
     through the same counting noise as the measurement (Poisson counts over the window); the same metrics
-    against the raw prediction are kept under ``*_raw`` keys. Returns the noise-matched predicted samples."""
+    against the raw prediction under ``*_raw`` keys. Plastic projections: the same for |w| per edge. Returns the
+    noise-matched predicted rate samples."""
     window_s = (sim.duration_ms - sim.transient_ms) * 1e-3
     rng = np.random.default_rng(int(cfg["seed"]) + 1)
     comparison, matched = {}, {}
-    for name, d in dists.items():
+    for name, d in theory.rates.items():
         simulated = sim.rates_hz(name).numpy().ravel()
         matched[name] = d.with_counting_noise(window_s, rng)
-        std_counted = float(np.sqrt(d.std_hz**2 + d.mean_hz / window_s))
-        metrics = compare_samples(simulated, matched[name], d.mean_hz, std_counted)
-        raw = compare_samples(simulated, d.samples_hz, d.mean_hz, d.std_hz)
+        std_counted = float(np.sqrt(d.std**2 + d.mean / window_s))
+        metrics = compare_samples(simulated, matched[name], d.mean, std_counted)
+        raw = compare_samples(simulated, d.samples, d.mean, d.std)
         comparison[name] = {
             **metrics,
             **{f"{k}_raw": v for k, v in raw.items()},
@@ -136,30 +238,52 @@ def run_comparison(
             100 * metrics["std_rel_error"],
         )
     summary["comparison"] = comparison
+    if theory.weights and "weights" in sim.extra:
+        summary["comparison_weights"] = {}
+        for name, d in theory.weights.items():
+            simulated = sim.extra["weights"]["final_weights_mv"][name].numpy().ravel()
+            metrics = compare_samples(simulated, d.samples, unit="mv")
+            summary["comparison_weights"][name] = metrics
+            log.info(
+                "compare %s weights: KS %.3f, W1 %.4f mV, mean error %+.1f%%",
+                name,
+                metrics["ks"],
+                metrics["wasserstein_mv"],
+                100 * metrics["mean_rel_error"],
+            )
     return matched
 
 
 def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Run ``cfg['mode']`` and write everything into ``run_dir``; returns the summary."""
     mode = cfg.get("mode", "compare")
+    validate_run_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     logs = cfg["logging"]
     summary: dict[str, Any] = {"run": {"mode": mode, "seed": cfg["seed"]}}
     tb = TensorBoardLogger(run_dir / "tensorboard") if logs.get("tensorboard", True) else None
-    built = sim = dists = matched = None
+    plasticity = cfg.get("plasticity") or {}
+    needs_prediction = bool(plastic_projections(cfg)) and "theory" in (
+        plasticity.get("initial_traces"),
+        plasticity.get("initial_weights"),
+    )
+    scaffold = sim = theory = matched = None
     try:
         if mode in ("simulate", "compare"):
-            built, sim = run_simulation(cfg, run_dir, summary, tb)
+            scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
+        if mode in ("theory", "compare") or needs_prediction:
+            theory = run_theory(cfg, summary if mode != "simulate" else {}, scaffold)
             write_json(run_dir / "summary.json", summary)
-        if mode in ("theory", "compare"):
-            _, dists = run_theory(cfg, summary, built)
+        if mode in ("simulate", "compare"):
+            _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory)
+            write_json(run_dir / "summary.json", summary)
         if mode == "compare":
-            matched = run_comparison(cfg, summary, sim, dists)
+            matched = run_comparison(cfg, summary, sim, theory)
         write_json(run_dir / "summary.json", summary)
         if logs.get("figures", True):
-            write_figures(run_dir, cfg, sim, dists, matched)
+            write_figures(run_dir, cfg, sim, theory if mode != "simulate" else None, matched)
         if tb:
-            log_to_tensorboard(tb, summary, sim, dists)
+            log_to_tensorboard(tb, summary, sim, theory if mode != "simulate" else None)
     finally:
         if tb:
             tb.close()
@@ -171,37 +295,55 @@ def write_figures(
     run_dir: Path,
     cfg: dict[str, Any],
     sim: SimulationResult | None,
-    dists: dict[str, RateDistribution] | None,
+    theory: Theory | None,
     matched: dict[str, np.ndarray] | None,
 ) -> None:
-    names = list(sim.spike_stats) if sim else list(dists or {})
-    rates = {n: sim.rates_hz(n).numpy() for n in names} if sim else {n: dists[n].samples_hz for n in names}
-    predicted = None
-    if dists:
-        predicted = {}
-        for n in names:
-            samples = matched[n] if matched else dists[n].samples_hz
-            top = max(float(np.quantile(rates[n], 0.995)) * 1.1, 1.0)
-            grid = np.linspace(0, top, 61)
-            predicted[n] = (0.5 * (grid[1:] + grid[:-1]), np.histogram(samples, bins=grid, density=True)[0])
-    title = "simulation vs theory" if sim and dists else ("simulation" if sim else "theory")
-    rate_histograms(rates, run_dir / "rates.png", title=f"{title} (seed {cfg['seed']})", predicted=predicted)
+    names = list(sim.spike_stats) if sim else list(theory.rates)
+    simulated = {n: sim.rates_hz(n).numpy().ravel() for n in names} if sim else {}
+    predicted = {n: (matched[n] if matched else theory.rates[n].samples) for n in names} if theory else {}
+    what = " vs ".join(x for x, on in (("simulation", sim), ("theory", theory)) if on)
+    distribution_panels(
+        simulated,
+        predicted,
+        run_dir / "rates.png",
+        "firing rate (Hz)",
+        f"firing-rate distributions: {what} (seed {cfg['seed']})",
+    )
     if sim:
         raster = {n: (r["step"].numpy(), r["neuron"].numpy()) for n, r in sim.raster.items()}
         pop_rates = {n: sim.population_rate.binned_rate_hz(n, 1.0)[:, 0].numpy() for n in names}
-        activity_overview(pop_rates, 1.0, raster, sim.dt_ms, run_dir / "activity.png")
+        activity_overview(pop_rates, 1.0, raster, sim.dt_ms, run_dir / "activity.png", start_ms=sim.transient_ms)
+    weights_sim = (
+        {n: v.numpy().ravel() for n, v in sim.extra["weights"]["final_weights_mv"].items()}
+        if sim and "weights" in sim.extra
+        else {}
+    )
+    weights_th = {n: d.samples for n, d in theory.weights.items()} if theory else {}
+    if weights_sim or weights_th:
+        distribution_panels(
+            weights_sim, weights_th, run_dir / "weights.png", "|w| (mV)", f"weight distributions: {what}"
+        )
+    if sim and "weights" in sim.extra:
+        r_p = float(cfg["plasticity"]["r_p_hz"])
+        alpha = {n: sim.rates_hz(n).numpy().ravel() / r_p for n in sim.extra["weights"]["final_rate_estimates_hz"]}
+        distribution_panels(alpha, {}, run_dir / "alpha.png", "alpha = nu / r_p", "reliability of the traces")
+        weight_series_figure(sim.extra["weights"]["series"], run_dir / "weights_over_time.png", sim.transient_ms)
 
 
 def log_to_tensorboard(
-    tb: TensorBoardLogger,
-    summary: dict[str, Any],
-    sim: SimulationResult | None,
-    dists: dict[str, RateDistribution] | None,
+    tb: TensorBoardLogger, summary: dict[str, Any], sim: SimulationResult | None, theory: Theory | None
 ) -> None:
     if sim:
         tb.log_rates({n: sim.rates_hz(n).numpy() for n in sim.spike_stats}, tag="simulation/rate_hz")
-    if dists:
-        tb.log_rates({n: d.samples_hz for n, d in dists.items()}, tag="theory/rate_hz")
-    for section in ("simulation", "theory", "comparison"):
+        if "weights" in sim.extra:
+            w = sim.extra["weights"]
+            tb.log_rates({n: v.numpy() for n, v in w["final_weights_mv"].items()}, tag="simulation/weight_mv")
+            r_p = float(summary["alpha"][next(iter(summary["alpha"]))]["r_p_hz"]) if summary.get("alpha") else 1.0
+            tb.log_rates({n: sim.rates_hz(n).numpy() / r_p for n in w["final_rate_estimates_hz"]}, tag="alpha")
+            tb.log_weight_series(w["series"])
+    if theory:
+        tb.log_rates({n: d.samples for n, d in theory.rates.items()}, tag="theory/rate_hz")
+        tb.log_rates({n: d.samples for n, d in theory.weights.items()}, tag="theory/weight_mv")
+    for section in ("simulation", "theory", "comparison", "simulation_weights", "theory_weights", "comparison_weights"):
         if section in summary:
             tb.log_summary(summary[section], section)

@@ -13,20 +13,28 @@ from torchsnn.delivery import deliver_block
 from torchsnn.validation import check_non_negative, require
 
 if TYPE_CHECKING:
+    from torchsnn.plasticity import PlasticityRule
     from torchsnn.scaffold import ScaffoldBlock
+
+WEIGHT_LAYOUTS = ("homogeneous", "per_edge", "per_row")
 
 
 class Projection(nn.Module):
     """Synapses of block post <- pre.
 
     The weight of an edge is the jump (mV) its spike causes in the post neuron: ``sign(pre) * |w|`` (Dale's law:
-    the sign belongs to the presynaptic population). Static homogeneous weights are kept as one number; plastic
-    weights live per edge and per replica, (B, E), and are moved by ``rule`` (see torchsnn.plasticity).
+    the sign belongs to the presynaptic population). ``weight_mv`` holds the signed weights in one of three layouts:
+
+    * ``homogeneous`` — one number (static weights);
+    * ``per_edge`` — (B, E), one weight per edge and replica (plastic rules in general);
+    * ``per_row`` — (B, N_pre), one weight per presynaptic neuron: exact for pre-only rules when the initial
+      weights are equal along each presynaptic row (every edge of a row then sees the same history), and O(N)
+      instead of O(E) per plasticity update.
 
     Args:
         name: projection name (config key).
         block: the scaffold block (CSR by presynaptic neuron).
-        weight_mv: magnitude |w| of the initial weight (mV).
+        weight_mv: magnitude |w| of the (initial) weight (mV).
         sign: +1 (excitatory pre population) or -1.
         delay_ms: transmission delay D, at least one time step.
         dt_ms: time step.
@@ -41,14 +49,12 @@ class Projection(nn.Module):
         sign: float,
         delay_ms: float,
         dt_ms: float,
-        rule: nn.Module | None = None,
+        rule: PlasticityRule | None = None,
     ) -> None:
         super().__init__()
         self.name = name
-        self.pre = block.pre
-        self.post = block.post
-        self.n_pre = block.n_pre
-        self.n_post = block.n_post
+        self.pre, self.post = block.pre, block.post
+        self.n_pre, self.n_post = block.n_pre, block.n_post
         self.weight_magnitude_mv = check_non_negative("weight_mv", weight_mv)
         require(sign in (1.0, -1.0), "sign", sign, "must be +1 or -1")
         self.sign = float(sign)
@@ -56,9 +62,14 @@ class Projection(nn.Module):
         self.delay_ms = float(delay_ms)
         self.delay_steps = max(1, round(delay_ms / dt_ms))
         self.rule = rule
+        self.layout = "homogeneous"
         self.register_buffer("row_ptr", block.row_ptr.to(torch.int64))
         self.register_buffer("post_index", block.post_index.to(torch.int32))
         self.register_buffer("weight_mv", torch.tensor(self.sign * self.weight_magnitude_mv))
+        if rule is not None:
+            counts = self.row_ptr[1:] - self.row_ptr[:-1]
+            self.register_buffer("pre_index_long", torch.repeat_interleave(torch.arange(self.n_pre), counts))
+            self.register_buffer("post_index_long", self.post_index.long())
 
     @property
     def n_edges(self) -> int:
@@ -70,38 +81,78 @@ class Projection(nn.Module):
 
     def pre_index(self) -> Tensor:
         """Presynaptic (row) index of every edge, (E,) int64."""
+        if self.plastic:
+            return self.pre_index_long
         counts = self.row_ptr[1:] - self.row_ptr[:-1]
         return torch.repeat_interleave(torch.arange(self.n_pre, device=self.row_ptr.device), counts)
 
+    def out_degree(self) -> Tensor:
+        return self.row_ptr[1:] - self.row_ptr[:-1]
+
+    # ------------------------------------------------------------------ weights
     def reset_weights(self, batch: int, initial_mv: Tensor | None = None) -> None:
-        """Plastic projections get (B, E) weights (from ``initial_mv`` magnitudes, or the constant |w|)."""
+        """Plastic projections: (B, ·) magnitudes from ``initial_mv`` — (N_pre,) or (B, N_pre) per presynaptic
+        neuron (``per_row`` layout for pre-only rules, else expanded to edges), (E,) or (B, E) per edge — or the
+        constant |w|."""
         if not self.plastic:
             return
         device = self.row_ptr.device
         if initial_mv is None:
-            w = torch.full((batch, self.n_edges), self.weight_magnitude_mv, device=device)
+            initial_mv = torch.full((self.n_pre,), self.weight_magnitude_mv)
+        w = torch.as_tensor(initial_mv, dtype=torch.float32, device=device)
+        per_row_given = w.shape[-1] == self.n_pre and (self.n_pre != self.n_edges or w.dim() == 1)
+        if per_row_given and self.rule.pre_only:
+            self.layout = "per_row"
+            w = w.expand(batch, self.n_pre)
         else:
-            w = torch.as_tensor(initial_mv, dtype=torch.float32, device=device).expand(batch, self.n_edges).clone()
-        self.weight_mv = w * self.sign
+            self.layout = "per_edge"
+            w = w[..., self.pre_index_long] if per_row_given else w
+            w = w.expand(batch, self.n_edges)
+        self.weight_mv = self.rule.clip(w.clone()) * self.sign
 
+    def edge_weights_mv(self) -> Tensor:
+        """Signed weights per edge: (B, E) for plastic projections, (E,) for static ones."""
+        if self.layout == "per_row":
+            return self.weight_mv[:, self.pre_index_long]
+        if self.layout == "per_edge":
+            return self.weight_mv
+        return self.weight_mv.expand(self.n_edges)
+
+    @torch.no_grad()
+    def apply_plasticity(self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float) -> None:
+        """Move the weights by the rule over ``elapsed_ms`` at the current rate estimates (B, N_pre), (B, N_post)."""
+        magnitude = self.weight_mv * self.sign
+        if self.layout == "per_row":
+            new = self.rule.update(magnitude, nu_pre_hz, torch.zeros_like(nu_pre_hz), elapsed_ms)
+        else:
+            new = self.rule.update(
+                magnitude, nu_pre_hz[:, self.pre_index_long], nu_post_hz[:, self.post_index_long], elapsed_ms
+            )
+        self.weight_mv = new * self.sign
+
+    # ------------------------------------------------------------------ delivery
     def deliver(self, spikes: Tensor, ring: Tensor, block_start_step: int) -> None:
         """Add the block's spikes of the pre population (M, B, N_pre) into the post ring buffer (compiled kernel on
         the CPU, torch reference elsewhere; identical input either way)."""
         first_slot = block_start_step + self.delay_steps
         if ring.device.type == "cpu" and kernels.cpu_kernels_enabled():
             args = (spikes.numpy(), self.row_ptr.numpy(), self.post_index.numpy())
+            slot = first_slot % ring.shape[0]
             w = self.weight_mv
-            if w.dim() == 0:
-                kernels.numba_cpu.deliver_scalar(*args, np.float32(w.item()), ring.numpy(), first_slot % ring.shape[0])
-            else:
-                w2 = w.view(1, -1) if w.dim() == 1 else w
-                kernels.numba_cpu.deliver_per_edge(*args, w2.numpy(), ring.numpy(), first_slot % ring.shape[0])
+            if self.layout == "per_row":
+                kernels.numba_cpu.deliver_per_row(*args, w.numpy(), ring.numpy(), slot)
+            elif w.dim() == 0:
+                kernels.numba_cpu.deliver_scalar(*args, np.float32(w.item()), ring.numpy(), slot)
+            else:  # (E,) shared by the replicas, or (B, E)
+                kernels.numba_cpu.deliver_per_edge(*args, w.view(-1, self.n_edges).numpy(), ring.numpy(), slot)
             return
-        deliver_block(spikes, self.row_ptr, self.post_index, self.weight_mv, ring, first_slot)
+        deliver_block(
+            spikes, self.row_ptr, self.post_index, self.weight_mv, ring, first_slot, per_row=self.layout == "per_row"
+        )
 
     def extra_repr(self) -> str:
-        kind = "plastic" if self.plastic else "static"
+        kind = f"plastic ({type(self.rule).__name__}, {self.layout})" if self.plastic else "static"
         return (
-            f"{self.name}: {self.post} <- {self.pre}, E={self.n_edges}, w={self.sign * self.weight_magnitude_mv}"
-            f" mV, D={self.delay_ms} ms, {kind}"
+            f"{self.name}: {self.post} <- {self.pre}, E={self.n_edges}, |w|={self.weight_magnitude_mv} mV, "
+            f"sign {self.sign:+.0f}, D={self.delay_ms} ms, {kind}"
         )

@@ -1,4 +1,4 @@
-"""Figures a person would rather look at than read: rate distributions, population rates, rasters."""
+"""Figures a person would rather look at than read: distributions, population activity, weights over time."""
 
 from __future__ import annotations
 
@@ -11,34 +11,28 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def rate_histograms(
-    rates_hz: dict[str, np.ndarray],
-    path: Path,
-    title: str = "",
-    predicted: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+def distribution_panels(
+    simulated: dict[str, np.ndarray], predicted: dict[str, np.ndarray], path: Path, xlabel: str, title: str = ""
 ) -> Path:
-    """One panel per population: histogram of simulated rates, optionally a predicted density (grid, pdf)."""
-    names = list(rates_hz)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        r = np.asarray(rates_hz[name]).ravel()
-        top = max(np.quantile(r, 0.995) * 1.1, 1.0) if r.size else 1.0
-        ax.hist(
-            r,
-            bins=60,
-            range=(0, top),
-            density=True,
-            alpha=0.55,
-            color="C0" if name.startswith("E") else "C3",
-            label="simulation",
-        )
-        if predicted and name in predicted:
-            grid, pdf = predicted[name]
-            ax.plot(grid, pdf, "k-", lw=1.6, label="theory")
-        ax.set_xlabel("firing rate (Hz)")
+    """One panel per key: histogram of simulated values and, as a line, the histogram density of the predicted
+    samples on the same bins."""
+    names = list(dict.fromkeys([*simulated, *predicted]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.6), squeeze=False)
+    for k, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
+        sim = np.asarray(simulated.get(name, []), dtype=float).ravel()
+        pred = np.asarray(predicted.get(name, []), dtype=float).ravel()
+        pool = sim if sim.size else pred
+        top = max(float(np.quantile(pool, 0.995)) * 1.1, 1e-9) if pool.size else 1.0
+        bins = np.linspace(0.0, top, 61)
+        if sim.size:
+            ax.hist(sim, bins=bins, density=True, alpha=0.5, color=f"C{k}", label=f"simulation (mean {sim.mean():.3g})")
+        if pred.size:
+            dens, _ = np.histogram(pred, bins=bins, density=True)
+            ax.plot(0.5 * (bins[1:] + bins[:-1]), dens, "k-", lw=1.5, label=f"theory (mean {pred.mean():.3g})")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
-        ax.set_title(f"{name}: mean {r.mean():.2f} Hz, N = {r.size}" if r.size else name)
-        ax.legend(frameon=False)
+        ax.set_title(name)
+        ax.legend(frameon=False, fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -53,26 +47,73 @@ def activity_overview(
     raster: dict[str, tuple[np.ndarray, np.ndarray]],
     dt_ms: float,
     path: Path,
+    start_ms: float = 0.0,
     show_ms: float = 500.0,
 ) -> Path:
-    """Raster of the recorded neurons (top) and population rates (bottom) over the first ``show_ms``."""
+    """Raster of the recorded neurons (top) and population rates (bottom) over ``show_ms`` from ``start_ms``."""
     fig, (ax_r, ax_p) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     offset = 0
     for k, (name, (steps, neurons)) in enumerate(raster.items()):
         t = steps * dt_ms
-        if t.size:
-            t0 = t.min()
-            keep = t <= t0 + show_ms
-            ax_r.plot(t[keep], neurons[keep] + offset, "|", ms=3, color=f"C{k}", label=name)
+        keep = (t >= start_ms) & (t < start_ms + show_ms)
+        ax_r.plot(t[keep], neurons[keep] + offset, "|", ms=3, color=f"C{k}", label=name)
         offset += int(neurons.max()) + 2 if neurons.size else 0
     ax_r.set_ylabel("neuron")
     ax_r.legend(loc="upper right", frameon=False)
     for k, (name, rate) in enumerate(pop_rate_hz.items()):
         t = np.arange(rate.size) * bin_ms
-        ax_p.plot(t, rate, color=f"C{k}", lw=0.8, label=name)
+        keep = (t >= start_ms) & (t < start_ms + show_ms)
+        ax_p.plot(t[keep], rate[keep], color=f"C{k}", lw=0.8, label=name)
     ax_p.set_xlabel("time (ms)")
-    ax_p.set_ylabel("population rate (Hz)")
+    ax_p.set_ylabel(f"population rate (Hz, {bin_ms:g} ms bins)")
+    ax_p.set_xlim(start_ms, start_ms + show_ms)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def weight_series_figure(
+    series: dict[str, list[tuple[float, float, float]]], path: Path, transient_ms: float = 0.0
+) -> Path:
+    """Mean |w| (± std over edges) of every plastic projection against model time."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for k, (name, points) in enumerate(series.items()):
+        if not points:
+            continue
+        t, mean, std = (np.array(c) for c in zip(*points, strict=True))
+        ax.plot(t * 1e-3, mean, color=f"C{k}", label=name)
+        ax.fill_between(t * 1e-3, mean - std, mean + std, color=f"C{k}", alpha=0.2)
+    ax.axvline(transient_ms * 1e-3, color="grey", ls=":", lw=1, label="measurement starts")
+    ax.set_xlabel("model time (s)")
+    ax.set_ylabel("|w| (mV), mean ± std")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def degree_densities(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    path: Path,
+    empirical: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> Path:
+    """rho_K (solid) and rho*_K (dashed) per panel (e.g. r < 0, r = 0, r > 0), as in the talk; optional
+    histograms of a realised scaffold (k, rho, rho*)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 3.4), squeeze=False, sharey=True)
+    for ax, (label, (k, rho, star)) in zip(axes[0], curves.items(), strict=True):
+        ax.plot(k, rho, "k-", lw=1.6, label=r"$\rho_K$")
+        ax.plot(k, star, "k--", lw=1.6, label=r"$\rho^*_K$")
+        if empirical and label in empirical:
+            ke, re, se = empirical[label]
+            ax.plot(ke, re, "o", ms=3, color="C0", alpha=0.6, label=r"realised $\rho_K$")
+            ax.plot(ke, se, "s", ms=3, color="C3", alpha=0.6, label=r"realised $\rho^*_K$")
+        ax.set_title(label)
+        ax.set_xlabel("in-degree k")
+    axes[0][0].set_ylabel("density")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -11,6 +11,7 @@ def compare_samples(
     predicted: np.ndarray,
     predicted_mean: float | None = None,
     predicted_std: float | None = None,
+    unit: str = "hz",
 ) -> dict[str, float]:
     """KS distance, Wasserstein-1 distance and relative errors of mean and std (simulation relative to theory).
 
@@ -23,7 +24,7 @@ def compare_samples(
     std_p = float(predicted.std()) if predicted_std is None else predicted_std
     return {
         "ks": float(stats.ks_2samp(simulated, predicted).statistic),
-        "wasserstein_hz": float(stats.wasserstein_distance(simulated, predicted)),
+        f"wasserstein_{unit}": float(stats.wasserstein_distance(simulated, predicted)),
         "mean_rel_error": float((simulated.mean() - mean_p) / mean_p) if mean_p else float("nan"),
         "std_rel_error": float((simulated.std() - std_p) / std_p) if std_p else float("nan"),
     }

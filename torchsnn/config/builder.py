@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from torchsnn.config.instantiate import instantiate, to_plain
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import ConfigError
+from torchsnn.estimators import RateEstimator
 from torchsnn.network import Network
 from torchsnn.projection import Projection
 from torchsnn.scaffold import SparseScaffold
@@ -98,11 +100,26 @@ def build_scaffold(cfg: Mapping[str, Any], rng: np.random.Generator) -> SparseSc
     return SparseScaffold.build(sizes, rules, rng)
 
 
-def build_network(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None) -> BuiltRun:
-    """Validate ``cfg`` and build the network on its device (scaffold wired from the seed unless given)."""
+def build_plasticity_rule(cfg: Mapping[str, Any]) -> Any:
+    """The plasticity rule of ``cfg`` (None without plastic projections)."""
+    plasticity = cfg.get("plasticity") or {}
+    if not plasticity.get("projections"):
+        return None
+    return instantiate(plasticity["rule"], "plasticity.rule")
+
+
+def build_network(
+    cfg: Mapping[str, Any] | Any,
+    scaffold: SparseScaffold | None = None,
+    predicted_rates_hz: Mapping[str, Tensor] | None = None,
+) -> BuiltRun:
+    """Validate ``cfg`` and build the network on its device (scaffold wired from the seed unless given).
+
+    ``predicted_rates_hz`` (population -> (N,) predicted rate of each neuron) feeds ``initial_traces: theory``
+    and ``initial_weights: theory`` of plastic runs."""
     cfg = to_plain(cfg)
     validate_run_config(cfg)
-    sim = cfg["simulation"]
+    sim, plasticity = cfg["simulation"], cfg.get("plasticity") or {}
     device = resolve_device(sim.get("device", "auto"))
     if sim.get("threads"):
         torch.set_num_threads(int(sim["threads"]))
@@ -111,14 +128,68 @@ def build_network(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None 
     populations, drives = build_populations(cfg)
     if scaffold is None:
         scaffold = build_scaffold(cfg, seeds.scaffold)
+    rule = build_plasticity_rule(cfg)
+    plastic = set(plasticity.get("projections") or [])
     projections = {}
     for name, p in (cfg["network"].get("projections") or {}).items():
         block = scaffold.block(p["post"], p["pre"])
         projections[name] = Projection(
-            name, block, float(p["weight_mv"]), populations[p["pre"]].sign, float(p["delay_ms"]), dt
+            name,
+            block,
+            float(p["weight_mv"]),
+            populations[p["pre"]].sign,
+            float(p["delay_ms"]),
+            dt,
+            rule if name in plastic else None,
         )
-    network = Network(populations, drives, projections, dt).to(device)
+    traced = {end for name in plastic for end in (projections[name].pre, projections[name].post)}
+    estimators = {
+        name: RateEstimator(
+            populations[name].size, float(plasticity["r_p_hz"]), dt, float(plasticity.get("initial_rate_hz", 0.0))
+        )
+        for name in sorted(traced)
+    }
+    network = Network(
+        populations, drives, projections, dt, estimators, float(plasticity.get("update_every_ms", 1.0))
+    ).to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seeds.dynamics)
-    network.reset(int(sim.get("replicas", 1)), generator)
+    rates, weights = initial_plastic_state(cfg, network, predicted_rates_hz, seeds.scaffold)
+    network.reset(int(sim.get("replicas", 1)), generator, initial_weights_mv=weights, initial_rates_hz=rates)
     return BuiltRun(network, scaffold, device, generator, cfg)
+
+
+def initial_plastic_state(
+    cfg: Mapping[str, Any], network: Network, predicted: Mapping[str, Tensor] | None, rng: np.random.Generator
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Initial traces (rates) and plastic weights following ``plasticity.initial_traces`` / ``initial_weights``."""
+    plasticity = cfg.get("plasticity") or {}
+    needs_theory = plasticity.get("initial_traces") == "theory" or plasticity.get("initial_weights") == "theory"
+    if network.estimators and needs_theory and predicted is None:
+        raise ConfigError(
+            "plasticity.initial_traces",
+            "theory",
+            "needs the predicted rates of the theory: run "
+            "through torchsnn.pipeline (mode simulate/compare) or choose constant",
+        )
+    rates: dict[str, Tensor] = {}
+    if plasticity.get("initial_traces") == "theory" and predicted is not None:
+        rates = {name: torch.as_tensor(predicted[name], dtype=torch.float32) for name in network.estimators}
+    weights: dict[str, Tensor] = {}
+    for name, proj in network.projections.items():
+        if not proj.plastic:
+            continue
+        mode = plasticity.get("initial_weights", "constant")
+        if mode == "random":
+            u = torch.as_tensor(rng.uniform(0.5, 1.5, proj.n_edges), dtype=torch.float32)
+            weights[name] = u * proj.weight_magnitude_mv
+        elif mode == "theory":
+            pre = torch.as_tensor(predicted[proj.pre], dtype=torch.float64)
+            post = torch.as_tensor(predicted[proj.post], dtype=torch.float64)
+            with torch.no_grad():
+                if proj.rule.pre_only:
+                    weights[name] = proj.rule.steady_state(pre, torch.zeros_like(pre)).float()
+                else:
+                    idx_pre, idx_post = proj.pre_index_long.cpu(), proj.post_index_long.cpu()
+                    weights[name] = proj.rule.steady_state(pre[idx_pre], post[idx_post]).float()
+    return rates, weights

@@ -32,6 +32,51 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
         check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))
     validate_network(_section(cfg, "network"), dt)
+    validate_plasticity(cfg.get("plasticity") or {}, cfg["network"], dt)
+
+
+INITIAL_WEIGHTS = ("constant", "random", "theory")
+INITIAL_TRACES = ("theory", "constant")
+
+
+def validate_plasticity(plasticity: Mapping[str, Any], network: Mapping[str, Any], dt_ms: float) -> None:
+    projections = plasticity.get("projections") or []
+    require(
+        isinstance(projections, (list, tuple)),
+        "plasticity.projections",
+        projections,
+        "must be a list of projection names",
+    )
+    if not projections:
+        return
+    known = network.get("projections") or {}
+    for name in projections:
+        require(
+            name in known, "plasticity.projections", name, f"must name projections of the network: {', '.join(known)}"
+        )
+    rule = plasticity.get("rule")
+    require(
+        isinstance(rule, Mapping) and "_target_" in rule,
+        "plasticity.rule",
+        rule,
+        "plastic projections need a rule with _target_ (e.g. torchsnn.plasticity.SaturatingPreRule)",
+    )
+    check_positive("plasticity.r_p_hz", plasticity.get("r_p_hz"))
+    every = check_positive("plasticity.update_every_ms", plasticity.get("update_every_ms", 1.0))
+    require(every >= dt_ms, "plasticity.update_every_ms", every, f"must be >= simulation.dt_ms ({dt_ms})")
+    require(
+        plasticity.get("initial_weights", "constant") in INITIAL_WEIGHTS,
+        "plasticity.initial_weights",
+        plasticity.get("initial_weights"),
+        f"must be one of {', '.join(INITIAL_WEIGHTS)}",
+    )
+    require(
+        plasticity.get("initial_traces", "theory") in INITIAL_TRACES,
+        "plasticity.initial_traces",
+        plasticity.get("initial_traces"),
+        f"must be one of {', '.join(INITIAL_TRACES)}",
+    )
+    check_non_negative("plasticity.initial_rate_hz", plasticity.get("initial_rate_hz", 0.0))
 
 
 def validate_device(field: str, spec: Any) -> None:

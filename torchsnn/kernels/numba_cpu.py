@@ -86,6 +86,20 @@ if NUMBA_AVAILABLE:
                             ring[slot, b, post_index[e]] += weight
 
     @njit(cache=True, nogil=True)
+    def deliver_per_row(spikes, row_ptr, post_index, weight, ring, first_slot):  # pragma: no cover - compiled
+        """``weight`` is (B, N_pre): one weight per presynaptic neuron and replica."""
+        n_steps, batch, n_pre = spikes.shape
+        n_slots = ring.shape[0]
+        for s in range(n_steps):
+            slot = (first_slot + s) % n_slots
+            for b in range(batch):
+                for i in range(n_pre):
+                    if spikes[s, b, i]:
+                        w = weight[b, i]
+                        for e in range(row_ptr[i], row_ptr[i + 1]):
+                            ring[slot, b, post_index[e]] += w
+
+    @njit(cache=True, nogil=True)
     def deliver_per_edge(spikes, row_ptr, post_index, weight, ring, first_slot):  # pragma: no cover - compiled
         """``weight`` is (B, E) (a shared (E,) vector is passed as a (1, E) view)."""
         n_steps, batch, n_pre = spikes.shape
@@ -149,4 +163,12 @@ def as_float32(value: float) -> np.float32:
 
 __all__ = ["NUMBA_AVAILABLE", "as_float32", "cpu_kernels_enabled", "set_cpu_kernels"]
 if NUMBA_AVAILABLE:
-    __all__ += ["deliver_per_edge", "deliver_scalar", "invert_table", "lif_block", "numba", "spike_statistics"]
+    __all__ += [
+        "deliver_per_edge",
+        "deliver_per_row",
+        "deliver_scalar",
+        "invert_table",
+        "lif_block",
+        "numba",
+        "spike_statistics",
+    ]

@@ -1,25 +1,66 @@
-"""The theory of a network described by a run config: the same populations, drives, weights and connectivity
-rules the simulator is built from."""
+"""The theory of a network described by a run config: the same populations, drives, weights, connectivity rules
+and plasticity rule the simulator is built from."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from torchsnn.config.builder import build_populations, build_rules
+import torch
+
+from torchsnn.config.builder import build_plasticity_rule, build_populations, build_rules
 from torchsnn.config.instantiate import to_plain
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import ConfigError
-from torchsnn.meanfield.degrees import DegreeNodes, nodes_from_laws, nodes_from_scaffold
+from torchsnn.meanfield.degrees import nodes_from_laws, nodes_from_scaffold
+from torchsnn.meanfield.lowrank import separable_expansion
 from torchsnn.meanfield.model import BlockTheory, MeanFieldModel, PopulationTheory
+from torchsnn.plasticity import PlasticityRule
 from torchsnn.scaffold import SparseScaffold
 
 DEGREE_SOURCES = ("laws", "scaffold")
 
 
+def plastic_block(
+    post: str, pre: str, rule: PlasticityRule, sign: float, max_pre_hz: float, max_post_hz: float, tol: float
+) -> tuple[BlockTheory, dict[str, Any]]:
+    """The block of a plastic projection: pre-only, separable, or a low-rank separable expansion of f."""
+    if rule.pre_only:
+
+        def f(nu: torch.Tensor) -> torch.Tensor:
+            return rule.steady_state(nu, torch.zeros_like(nu))
+
+        return BlockTheory.pre_only(post, pre, f, sign), {"kind": "pre_only"}
+    factors = rule.factors()
+    if factors is not None:
+        return BlockTheory.separable(post, pre, factors[0], factors[1], sign), {"kind": "separable"}
+    lin = separable_expansion(rule.steady_state, max_pre_hz, max_post_hz, tol)
+    sq = separable_expansion(lambda a, b: rule.steady_state(a, b) ** 2, max_pre_hz, max_post_hz, tol)
+    block = BlockTheory(
+        post,
+        pre,
+        [lambda nu, g=g: sign * g(nu) for g in lin.pre],
+        list(sq.pre),
+        list(lin.post),
+        list(sq.post),
+        weight_mv=lambda a, b: sign * rule.steady_state(a, b),
+        plastic=True,
+    )
+    info = {
+        "kind": "low_rank",
+        "rank": lin.rank,
+        "rank_of_square": sq.rank,
+        "relative_error": lin.relative_error,
+        "relative_error_of_square": sq.relative_error,
+        "tolerance": tol,
+    }
+    return block, info
+
+
 def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None) -> MeanFieldModel:
     """Mean-field model of ``cfg``. ``meanfield.degrees`` = ``laws`` takes the degree laws of the connectivity
-    rules; ``scaffold`` the realised degrees of ``scaffold`` (which must then be given)."""
+    rules; ``scaffold`` the realised degrees of ``scaffold`` (which must then be given). The model's
+    ``block_info`` tells how each plastic block entered the theory."""
     cfg = to_plain(cfg)
     validate_run_config(cfg)
     mf = cfg.get("meanfield") or {}
@@ -27,11 +68,12 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
     if source not in DEGREE_SOURCES:
         raise ConfigError("meanfield.degrees", source, f"must be one of {', '.join(DEGREE_SOURCES)}")
     if source == "scaffold" and scaffold is None:
-        raise ConfigError("meanfield.degrees", source, "needs a wired scaffold (run mode compare or simulate first)")
+        raise ConfigError("meanfield.degrees", source, "needs a wired scaffold (run mode compare or simulate)")
     populations, drives = build_populations(cfg)
     sizes = {name: pop.size for name, pop in populations.items()}
-    rules = build_rules(cfg)
-    laws = {key: rule.degree_laws(sizes[key[1]], sizes[key[0]], key[0] == key[1]) for key, rule in rules.items()}
+    laws = {
+        key: rule.degree_laws(sizes[key[1]], sizes[key[0]], key[0] == key[1]) for key, rule in build_rules(cfg).items()
+    }
     pops = []
     for name, pop in populations.items():
         if source == "scaffold":
@@ -44,12 +86,33 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
                 int(mf.get("degree_order", 16)),
             )
         mu_ext, sigma_ext = drives[name].moments(pop.tau_m_ms) if name in drives else (0.0, 0.0)
-        pops.append(PopulationTheory(name, pop.transfer_hz, pop.tau_m_ms, mu_ext, sigma_ext, nodes))
-    blocks = [
-        BlockTheory.static(p["post"], p["pre"], populations[p["pre"]].sign * float(p["weight_mv"]))
-        for p in (cfg["network"].get("projections") or {}).values()
-    ]
-    return MeanFieldModel(pops, blocks, int(mf.get("gh_order_mu", 24)), int(mf.get("gh_order_sigma", 6)))
+        ceiling = 1e3 / pop.tau_ref_ms if getattr(pop, "tau_ref_ms", 0.0) > 0 else 1000.0
+        pops.append(PopulationTheory(name, pop.transfer_hz, pop.tau_m_ms, mu_ext, sigma_ext, nodes, ceiling))
+    rule = build_plasticity_rule(cfg)
+    plastic = set((cfg.get("plasticity") or {}).get("projections") or [])
+    ceilings = {p.name: p.max_rate_hz for p in pops}
+    blocks, info = [], {}
+    for name, p in (cfg["network"].get("projections") or {}).items():
+        sign = populations[p["pre"]].sign
+        if name in plastic:
+            block, info[name] = plastic_block(
+                p["post"],
+                p["pre"],
+                rule,
+                sign,
+                ceilings[p["pre"]],
+                ceilings[p["post"]],
+                float(mf.get("lowrank_tol", 1e-3)),
+            )
+        else:
+            block = BlockTheory.static(p["post"], p["pre"], sign * float(p["weight_mv"]))
+        blocks.append(block)
+    model = MeanFieldModel(
+        pops, blocks, int(mf.get("gh_order_mu", 24)), int(mf.get("gh_order_sigma", 6)), int(mf.get("qmc_points", 4096))
+    )
+    model.block_info = info
+    model.block_names = list(cfg["network"].get("projections") or {})
+    return model
 
 
-__all__ = ["DEGREE_SOURCES", "DegreeNodes", "model_from_config"]
+__all__ = ["DEGREE_SOURCES", "model_from_config", "plastic_block"]

@@ -35,7 +35,8 @@ class DegreeNodes:
         prob: (n_nodes,) probabilities of rho_K.
         star: for each receiving population c, (n_nodes,) factor E[L^{ca} | K] / E[L^{ca}].
         mean_k: (n_inputs,) exact mean in-degrees (used for continuation towards the homogeneous network).
-        sampler: draws in-degree vectors (n, n_inputs) from rho_K (for Monte Carlo rate distributions).
+        sampler: draws in-degree vectors (n, n_inputs) from rho_K, with each draw's rho* factor per receiver
+            (E[L | K] / E[L]; importance weights towards rho*), for Monte Carlo distributions.
     """
 
     inputs: list[str]
@@ -43,9 +44,10 @@ class DegreeNodes:
     prob: np.ndarray
     star: dict[str, np.ndarray]
     mean_k: np.ndarray
-    sampler: Callable[[int, np.random.Generator], np.ndarray]
+    sampler: Callable[[int, np.random.Generator], tuple[np.ndarray, dict[str, np.ndarray]]]
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(k (n, n_inputs), {receiver: rho* factor of each draw})."""
         return self.sampler(n, rng)
 
     def star_prob(self, receiver: str) -> np.ndarray:
@@ -72,19 +74,27 @@ def nodes_from_laws(
     else:
         k, prob = np.zeros((1, 0)), np.ones(1)
     mean_k = np.array([inputs[b].in_degree.mean for b in names], dtype=np.float64)
-    star = {}
+    star, star_of_k = {}, {}
     for receiver, laws in outputs.items():
         if receiver == population and laws.copula_rho not in (None, 0.0) and population in inputs:
             column = names.index(population)
             support, _ = laws.in_degree.support()
             cond = conditional_out_mean(laws.in_degree, laws.out_degree, laws.copula_rho, support)
             ok = np.isfinite(cond)
-            g = np.interp(k[:, column], support[ok], cond[ok]) / float(laws.out_degree.mean)
-            star[receiver] = g / np.dot(prob, g)
-    laws = [inputs[b].in_degree for b in names]
+            mean_out = float(laws.out_degree.mean)
 
-    def sampler(n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.stack([law.sample(n, rng) for law in laws], -1).astype(np.float64) if laws else np.zeros((n, 0))
+            def factor(kk: np.ndarray, s=support[ok], c=cond[ok], m=mean_out) -> np.ndarray:
+                return np.interp(kk, s, c) / m
+
+            g = factor(k[:, column])
+            star[receiver] = g / np.dot(prob, g)
+            star_of_k[receiver] = (column, factor)
+    in_laws = [inputs[b].in_degree for b in names]
+
+    def sampler(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        kk = np.stack([law.sample(n, rng) for law in in_laws], -1).astype(np.float64) if in_laws else np.zeros((n, 0))
+        weights = {c: f(kk[:, col]) for c, (col, f) in star_of_k.items()}
+        return kk, {c: weights.get(c, np.ones(n)) for c in outputs}
 
     return DegreeNodes(names, k, prob, star, mean_k, sampler)
 
@@ -113,7 +123,8 @@ def nodes_from_scaffold(scaffold: SparseScaffold, population: str, bins: int) ->
     mean_k = np.array([in_deg[p].mean() for p in names])
     table = np.stack([in_deg[p] for p in names], -1) if names else np.zeros((n, 0))
 
-    def sampler(m: int, rng: np.random.Generator) -> np.ndarray:
-        return table[rng.integers(0, n, size=m)]
+    def sampler(m: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        pick = rng.integers(0, n, size=m)
+        return table[pick], {post: d[pick] / d.mean() for post, d in out_deg.items()}
 
     return DegreeNodes(names, k, count / n, star, mean_k, sampler)

@@ -1,4 +1,4 @@
-"""Predicted distributions of rates (and, for plastic blocks, weights) at a solved fixed point (theory §5.3)."""
+"""Predicted distributions of rates and of plastic weights at a solved fixed point (theory §5.3)."""
 
 from __future__ import annotations
 
@@ -11,69 +11,96 @@ from torchsnn.meanfield.model import MeanFieldModel
 
 
 @dataclass
-class RateDistribution:
-    """The law of nu(K, W, Z) over a population (K ~ rho_K, not rho*).
+class Distribution:
+    """A predicted law: ``mean``/``std`` (exact quadrature values for rates, Monte Carlo for weights) and Monte
+    Carlo ``samples`` for the median, CDF, density and comparisons. Rates in Hz, weights in mV."""
 
-    ``mean_hz`` and ``std_hz`` come from the quadrature rule (deterministic); ``samples_hz`` are Monte Carlo draws
-    (K from the degree law or the realised degrees, (W, Z) Gaussian) for the median, CDF, density and comparisons.
-    """
-
-    population: str
-    mean_hz: float
-    std_hz: float
-    samples_hz: np.ndarray
+    name: str
+    mean: float
+    std: float
+    samples: np.ndarray
+    unit: str = "hz"
 
     @property
-    def median_hz(self) -> float:
-        return float(np.median(self.samples_hz))
+    def median(self) -> float:
+        return float(np.median(self.samples))
 
-    def cdf(self, rate_hz: np.ndarray) -> np.ndarray:
-        s = np.sort(self.samples_hz)
-        return np.searchsorted(s, rate_hz, side="right") / s.size
+    def cdf(self, value: np.ndarray) -> np.ndarray:
+        s = np.sort(self.samples)
+        return np.searchsorted(s, value, side="right") / s.size
 
-    def density(self, grid_hz: np.ndarray) -> np.ndarray:
-        """Histogram density of the samples on the cells between consecutive points of ``grid_hz`` (at midpoints)."""
-        hist, _ = np.histogram(self.samples_hz, bins=grid_hz, density=True)
-        return hist
-
-    def with_counting_noise(self, window_s: float, rng: np.random.Generator, fano: float = 1.0) -> np.ndarray:
-        """Samples as a finite window would measure them: counts ~ Poisson(nu T) (Fano factor 1; other values use
-        a negative-binomial-free Gaussian correction) divided by T."""
-        lam = self.samples_hz * window_s
-        if fano == 1.0:
-            counts = rng.poisson(lam)
-        else:
-            counts = np.maximum(np.round(lam + np.sqrt(fano * lam) * rng.standard_normal(lam.size)), 0)
-        return counts / window_s
+    def with_counting_noise(self, window_s: float, rng: np.random.Generator) -> np.ndarray:
+        """Rate samples as a window of ``window_s`` measures them: Poisson counts of mean nu T, divided by T."""
+        return rng.poisson(self.samples * window_s) / window_s
 
     def summary(self) -> dict[str, float]:
+        u = self.unit
+        key = "rate" if u == "hz" else "weight"
         return {
-            "rate_mean_hz": self.mean_hz,
-            "rate_std_hz": self.std_hz,
-            "rate_median_hz": self.median_hz,
-            "n_samples": int(self.samples_hz.size),
+            f"{key}_mean_{u}": self.mean,
+            f"{key}_std_{u}": self.std,
+            f"{key}_median_{u}": self.median,
+            "n_samples": int(self.samples.size),
         }
 
 
-def rate_distribution(
-    model: MeanFieldModel,
-    x: torch.Tensor,
-    population: str,
-    n_samples: int,
-    rng: np.random.Generator,
-    chunk: int = 50_000,
-) -> RateDistribution:
-    """Predicted rate distribution of ``population`` at the fixed point ``x``."""
+@dataclass
+class PopulationSamples:
+    """Monte Carlo neurons of one population: rates, in-degrees, rho* factors per receiver."""
+
+    rates_hz: np.ndarray
+    k: np.ndarray
+    star: dict[str, np.ndarray]
+
+
+def sample_population(
+    model: MeanFieldModel, x: torch.Tensor, name: str, n: int, rng: np.random.Generator, chunk: int = 50_000
+) -> PopulationSamples:
+    """Draw ``n`` neurons of population ``name`` (K from the degree law or the realised degrees; the Gaussian
+    fluctuations from N(0, I)) and compute their rates at the fixed point ``x``."""
+    k, star = model.populations[name].nodes.sample(n, rng)
+    dim = model._gauss[name][0].shape[1]
+    xi = rng.standard_normal((n, dim))
+    parts = []
     with torch.no_grad():
-        nu = model.node_rates(x, population).nu_hz
-        w = model.node_weights(population)
+        for start in range(0, n, chunk):
+            sl = slice(start, start + chunk)
+            r = model.rates_at(x, name, torch.as_tensor(k[sl]), torch.as_tensor(xi[sl]), per_neuron=True)
+            parts.append(r.nu_hz[:, 0].numpy())
+    return PopulationSamples(np.concatenate(parts) if parts else np.zeros(0), k, star)
+
+
+def rate_distribution(model: MeanFieldModel, x: torch.Tensor, samples: PopulationSamples, name: str) -> Distribution:
+    """The law of nu over population ``name`` (K ~ rho_K)."""
+    with torch.no_grad():
+        nu = model.node_rates(x, name).nu_hz
+        w = model.node_weights(name)
         mean = float((w * nu).sum())
         std = float(((w * (nu - mean) ** 2).sum()).clamp(min=0).sqrt())
-        k = model.populations[population].nodes.sample(n_samples, rng)
-        xi = rng.standard_normal((n_samples, 2))
-        parts = []
-        for start in range(0, n_samples, chunk):
-            sl = slice(start, start + chunk)
-            r = model.rates_at(x, population, torch.as_tensor(k[sl]), torch.as_tensor(xi[sl]), per_neuron=True)
-            parts.append(r.nu_hz[:, 0].numpy())
-    return RateDistribution(population, mean, std, np.concatenate(parts) if parts else np.zeros(0))
+    return Distribution(name, mean, std, samples.rates_hz)
+
+
+def weight_distribution(
+    model: MeanFieldModel, block_index: int, samples: dict[str, PopulationSamples], rng: np.random.Generator
+) -> Distribution:
+    """The law of |w| over the edges of a plastic block: the presynaptic neuron of a random edge is drawn from
+    rho* (out-degree weighted), the postsynaptic one in proportion to its in-degree from that block."""
+    block = model.blocks[block_index]
+    pre, post = samples[block.pre], samples[block.post]
+    n = pre.rates_hz.size
+    w_pre = pre.star.get(block.post, np.ones(n))
+    column = model.populations[block.post].nodes.inputs.index(block.pre)
+    w_post = post.k[:, column]
+    i = rng.choice(n, size=n, p=w_pre / w_pre.sum())
+    j = rng.choice(post.rates_hz.size, size=n, p=w_post / w_post.sum())
+    with torch.no_grad():
+        w = block.weight_mv(torch.as_tensor(pre.rates_hz[i]), torch.as_tensor(post.rates_hz[j])).abs().numpy()
+    return Distribution(f"{block.post}<-{block.pre}", float(w.mean()), float(w.std()), w, unit="mv")
+
+
+def neuron_rates(model: MeanFieldModel, x: torch.Tensor, name: str, k: np.ndarray) -> np.ndarray:
+    """Predicted mean rate of each neuron given its realised in-degree vector ``k`` (n, n_inputs): the average over
+    the Gaussian fluctuations of its inputs."""
+    with torch.no_grad():
+        r = model.rates_at(x, name, torch.as_tensor(k, dtype=torch.float64))
+        return (r.nu_hz * model._gauss[name][1]).sum(-1).numpy()

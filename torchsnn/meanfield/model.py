@@ -1,42 +1,50 @@
-r"""The self-consistency equations of the mean-field theory (theory §5.2–5.4).
+r"""The self-consistency equations of the mean-field theory (theory §5.2–5.5).
 
-Unknowns: five moments per block a <- b, over a random edge's presynaptic side (rho*):
+A block a <- b acts on its postsynaptic neuron through D *features* of the presynaptic rate: feature d adds
+h_d(nu_post) g_d(nu_pre) nu_pre per input to mu (a "mu feature") or to sigma^2 (a "sigma feature"). For static
+weights (g = J, J^2; h = 1), pre-only rules (g = f, f^2) and separable pre-and-post rules
+(g = f_pre, f_pre^2; h = f_post, f_post^2) D = 2; a non-separable rule expanded to rank M has more. With
+u = (g_d(nu) nu)_d over a random edge's presynaptic side (rho*), the unknowns of the block are the D means
+m = E*[u] and the D(D+1)/2 entries of C = Cov*(u) — for D = 2 the talk's five moments
+(m_mu, m_sigma, s_mu^2, c, s_sigma^2). A neuron of population a with in-degree vector K receives
 
-    m_mu = E*[w nu],  m_sigma = E*[w^2 nu],  s_mu^2 = Var*(w nu),  s_sigma^2 = Var*(w^2 nu),  c = Cov*(w nu, w^2 nu)
+    mu      = mu_ext      + tau_m sum_b sum_{d in mu}    h_d(nu) [K_b m_d + sqrt(K_b) xi_{b,d}]
+    sigma^2 = sigma_ext^2 + tau_m sum_b sum_{d in sigma} h_d(nu) [K_b m_d + sqrt(K_b) xi_{b,d}]
 
-with w = f_ab(nu_pre) the (signed) steady-state weight of the block (static: f = J). A neuron of population a
-with in-degree vector K receives
-
-    mu      = mu_ext      + tau_m sum_b [K_b m_mu^{ab}    + sqrt(K_b) W_b]
-    sigma^2 = sigma_ext^2 + tau_m sum_b [K_b m_sigma^{ab} + sqrt(K_b) Z_b]
-
-with independent (W_b, Z_b) ~ N(0, Sigma^{ab}); so (mu, sigma^2) given K is Gaussian with covariance
-tau_m^2 sum_b K_b Sigma^{ab} (one 2x2 Cholesky per degree node; a small jitter handles the rank-one static case).
-Its rate is nu = phi_a(mu, sigma) (sigma^2 smoothly floored at a small positive value in the Gaussian tail).
-Expectations over (W, Z) use a Gauss–Hermite product rule, over K the degree nodes of ``degrees.py``. The map
-x -> F(x) recomputes the moments from the rates; the solver finds x = F(x). Float64 throughout; autograd flows
-through phi (analytic derivatives), the Cholesky factors and the weight functions.
+with xi_b ~ N(0, C_b) independent across blocks. Blocks without post factors combine into one 2-D Gaussian
+(mu, sigma^2) with covariance tau_m^2 sum_b K_b A C_b A^T (one 2x2 Cholesky per degree node; a small jitter
+handles the rank-one static case) and the rate is nu = phi(mu, sigma). Post-dependent blocks keep their own
+Gaussian variables and each node's rate solves nu = phi(mu(nu), sigma(nu)) (§5.5): all stable roots are
+bracketed on a grid, the lowest one is used and nodes with several are counted. Expectations over the Gaussian
+variables use a Gauss–Hermite product rule (up to 4 dimensions) or scrambled Sobol points; over K the degree
+nodes of ``degrees.py``. Float64 throughout; autograd flows through phi (analytic derivatives), the Cholesky
+factors, the rule's factors and, for implicit rates, one Newton correction (implicit-function theorem).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from torchsnn.meanfield.degrees import DegreeNodes
-from torchsnn.meanfield.quadrature import gauss_hermite_2d
+from torchsnn.meanfield.quadrature import gauss_hermite_normal
 
-MOMENT_NAMES = ("m_mu", "m_sigma", "s_mu2", "s_sigma2", "c")
-JITTER_MU_MV2 = 1e-10  # added to Var(mu) and Var(sigma^2) before the Cholesky factor
+Factor = Callable[[Tensor], Tensor]
+JITTER_MV2 = 1e-10  # added to Var(mu) and Var(sigma^2) before the Cholesky factor
 SIGMA2_SMOOTHING_MV2 = 1e-2
+REFERENCE_RATE_HZ = 10.0
 
 
 @dataclass
 class PopulationTheory:
-    """What the theory needs about one population: its transfer function, tau_m, drive moments, degree nodes."""
+    """What the theory needs about one population: its transfer function, tau_m, drive moments, degree nodes,
+    and the rate ceiling (1 / tau_ref) used to bracket implicit rates."""
 
     name: str
     transfer_hz: Callable[[Tensor, Tensor], Tensor]
@@ -44,33 +52,101 @@ class PopulationTheory:
     mu_ext_mv: float
     sigma_ext_mv: float
     nodes: DegreeNodes
+    max_rate_hz: float = 1000.0
 
 
 @dataclass
 class BlockTheory:
-    """Block post <- pre: the signed steady-state weight as a function of the presynaptic rate (Hz -> mV)."""
+    """Block post <- pre as features of the presynaptic rate (see the module docstring).
+
+    ``mu_pre[d](nu)`` is the signed weight factor of mu feature d, ``sigma_pre[d](nu)`` the w^2 factor of sigma
+    feature d; ``*_post`` the matching post factors (None: 1). ``weight_mv(nu_pre, nu_post)`` is the signed
+    steady-state weight (for the predicted weight distribution); ``plastic`` marks plastic blocks."""
 
     post: str
     pre: str
-    weight_mv: Callable[[Tensor], Tensor]
-    static_weight_mv: float | None = None
+    mu_pre: list[Factor]
+    sigma_pre: list[Factor]
+    mu_post: list[Factor | None] = field(default_factory=list)
+    sigma_post: list[Factor | None] = field(default_factory=list)
+    weight_mv: Callable[[Tensor, Tensor], Tensor] | None = None
+    plastic: bool = False
+
+    def __post_init__(self) -> None:
+        self.mu_post = self.mu_post or [None] * len(self.mu_pre)
+        self.sigma_post = self.sigma_post or [None] * len(self.sigma_pre)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.mu_pre) + len(self.sigma_pre)
+
+    @property
+    def n_unknowns(self) -> int:
+        d = self.n_features
+        return d + d * (d + 1) // 2
+
+    @property
+    def post_dependent(self) -> bool:
+        return any(h is not None for h in self.mu_post + self.sigma_post)
+
+    def features(self, nu_hz: Tensor) -> list[Tensor]:
+        """u_d = g_d(nu) nu for every feature (mu features first)."""
+        return [g(nu_hz) * nu_hz for g in self.mu_pre + self.sigma_pre]
 
     @classmethod
     def static(cls, post: str, pre: str, weight_mv: float) -> BlockTheory:
-        return cls(post, pre, lambda nu: torch.full_like(nu, weight_mv), weight_mv)
+        return cls(
+            post,
+            pre,
+            [_constant(weight_mv)],
+            [_constant(weight_mv**2)],
+            weight_mv=lambda a, b: torch.full_like(a, weight_mv),
+        )
+
+    @classmethod
+    def pre_only(cls, post: str, pre: str, f_mv: Factor, sign: float) -> BlockTheory:
+        """w = sign f(nu_pre)."""
+        return cls(
+            post,
+            pre,
+            [lambda nu: sign * f_mv(nu)],
+            [lambda nu: f_mv(nu) ** 2],
+            weight_mv=lambda a, b: sign * f_mv(a),
+            plastic=True,
+        )
+
+    @classmethod
+    def separable(cls, post: str, pre: str, f_pre_mv: Factor, f_post: Factor, sign: float) -> BlockTheory:
+        """w = sign f_pre(nu_pre) f_post(nu_post)."""
+        return cls(
+            post,
+            pre,
+            [lambda nu: sign * f_pre_mv(nu)],
+            [lambda nu: f_pre_mv(nu) ** 2],
+            [f_post],
+            [lambda nu: f_post(nu) ** 2],
+            weight_mv=lambda a, b: sign * f_pre_mv(a) * f_post(b),
+            plastic=True,
+        )
+
+
+def _constant(value: float) -> Factor:
+    return lambda nu: torch.full_like(nu, value)
 
 
 @dataclass
 class NodeRates:
-    """Rates at the quadrature nodes of one population: nu (n_nodes, n_gauss) and the node weights."""
+    """Rates at the nodes of one population (n_degree_nodes, n_gauss) with the mu and sigma that produced them,
+    and how many nodes had more than one stable rate."""
 
     nu_hz: Tensor
     mu_mv: Tensor
     sigma_mv: Tensor
+    multiple_roots: int = 0
 
 
 class MeanFieldModel:
-    """x -> F(x) for a network of populations and blocks. ``x`` is (n_blocks, 5) in the order of ``blocks``."""
+    """x -> F(x) for a network of populations and blocks; ``x`` is flat, block after block (``block_slices``)."""
 
     def __init__(
         self,
@@ -78,109 +154,253 @@ class MeanFieldModel:
         blocks: list[BlockTheory],
         gh_order_mu: int = 24,
         gh_order_sigma: int = 6,
+        qmc_points: int = 4096,
+        root_grid: int = 24,
     ) -> None:
         self.populations = {p.name: p for p in populations}
         self.blocks = list(blocks)
         self.block_index = {(b.post, b.pre): i for i, b in enumerate(self.blocks)}
+        offsets = np.cumsum([0] + [b.n_unknowns for b in self.blocks])
+        self.block_slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(offsets)]
         self.gh_order_mu, self.gh_order_sigma = gh_order_mu, gh_order_sigma
-        self.gh_nodes, self.gh_weights = gauss_hermite_2d(gh_order_mu, gh_order_sigma)
+        self.qmc_points, self.root_grid = qmc_points, root_grid
         self._degree_tensors = {
             name: (torch.as_tensor(p.nodes.k), torch.as_tensor(p.nodes.prob)) for name, p in self.populations.items()
         }
+        self._feature_scales = [self._block_feature_scales(b) for b in self.blocks]
+        self._gauss = {name: self._gaussian_rule(name) for name in self.populations}
 
+    # ------------------------------------------------------------------ layout
     @property
     def n_unknowns(self) -> int:
-        return 5 * len(self.blocks)
+        return self.block_slices[-1].stop if self.blocks else 0
+
+    def inputs_of(self, name: str) -> list[tuple[int, BlockTheory]]:
+        """(block index, block) of every block onto ``name``, in the order of its degree nodes' columns."""
+        nodes = self.populations[name].nodes
+        return [
+            (self.block_index[(name, pre)], self.blocks[self.block_index[(name, pre)]])
+            for pre in nodes.inputs
+            if (name, pre) in self.block_index
+        ]
+
+    def block_means_cov(self, x: Tensor, i: int) -> tuple[Tensor, Tensor]:
+        """Means (D,) and covariance (D, D) of block i's features, from the flat x."""
+        block = self.blocks[i]
+        d = block.n_features
+        v = x[self.block_slices[i]]
+        rows, cols = torch.triu_indices(d, d)
+        cov = torch.zeros(d, d, dtype=x.dtype)
+        cov = cov.index_put((rows, cols), v[d:]).index_put((cols, rows), v[d:])
+        return v[:d], cov
 
     def with_heterogeneity(self, heterogeneity: float) -> MeanFieldModel:
         """The same network with degree nodes moved towards their means (continuation from h = 0)."""
         pops = [replace(p, nodes=p.nodes.scaled(heterogeneity)) for p in self.populations.values()]
-        return MeanFieldModel(pops, self.blocks, self.gh_order_mu, self.gh_order_sigma)
+        return MeanFieldModel(pops, self.blocks, self.gh_order_mu, self.gh_order_sigma, self.qmc_points, self.root_grid)
 
-    # ------------------------------------------------------------------ the equations
-    def input_moments(
-        self, x: Tensor, name: str, k: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Given in-degree vectors ``k`` (n, n_inputs; default the degree nodes): mean of mu and sigma^2, and
-        Var(mu), Var(sigma^2), Cov(mu, sigma^2), each (n,)."""
+    # ------------------------------------------------------------------ Gaussian rules
+    def _post_dependent_inputs(self, name: str) -> list[tuple[int, BlockTheory]]:
+        return [(i, b) for i, b in self.inputs_of(name) if b.post_dependent]
+
+    def _gaussian_rule(self, name: str) -> tuple[Tensor, Tensor]:
+        """Standard normal nodes (n, dim) and weights: dims 0, 1 for the combined post-independent (mu, sigma^2),
+        then the features of each post-dependent block."""
+        dependent = self._post_dependent_inputs(name)
+        if not dependent:
+            orders = [self.gh_order_mu, self.gh_order_sigma]
+        else:  # every node costs a root search: half the orders in every direction (4-D rule ~ 1/16 of the 2-D one)
+            orders = [max(4, self.gh_order_mu // 2), max(2, self.gh_order_sigma // 2)]
+            for _, b in dependent:
+                orders += [max(4, self.gh_order_mu // 3)] * len(b.mu_pre) + [2] * len(b.sigma_pre)
+        if len(orders) <= 4:
+            grids = [gauss_hermite_normal(o) for o in orders]
+            nodes = np.stack(np.meshgrid(*[g[0] for g in grids], indexing="ij"), -1).reshape(-1, len(orders))
+            weights = np.prod(
+                np.stack(np.meshgrid(*[g[1] for g in grids], indexing="ij"), -1).reshape(-1, len(orders)), -1
+            )
+            return torch.as_tensor(nodes), torch.as_tensor(weights)
+        engine = torch.quasirandom.SobolEngine(len(orders), scramble=True, seed=0)
+        u = engine.draw(self.qmc_points, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+        return torch.special.ndtri(u), torch.full((self.qmc_points,), 1.0 / self.qmc_points, dtype=torch.float64)
+
+    # ------------------------------------------------------------------ rates
+    def rates_at(
+        self, x: Tensor, name: str, k: Tensor, xi: Tensor | None = None, per_neuron: bool = False
+    ) -> NodeRates:
+        """Rates of neurons with in-degrees ``k`` (n, n_inputs) at standard-normal points ``xi`` (default: the
+        population's Gaussian rule): (g, dim) shared by all n (result (n, g)), or with ``per_neuron`` (n, dim),
+        one point per neuron (result (n, 1))."""
         pop = self.populations[name]
-        k = self._degree_tensors[name][0] if k is None else k
-        tau_s = pop.tau_m_ms * 1e-3
-        mu = torch.full((k.shape[0],), pop.mu_ext_mv, dtype=x.dtype)
-        s2 = torch.full_like(mu, pop.sigma_ext_mv**2)
-        var_mu, var_s2, cov = torch.zeros_like(mu), torch.zeros_like(mu), torch.zeros_like(mu)
-        for col, pre in enumerate(pop.nodes.inputs):
-            m = x[self.block_index[(name, pre)]]
-            kb = k[:, col]
-            mu = mu + tau_s * kb * m[0]
-            s2 = s2 + tau_s * kb * m[1]
-            var_mu = var_mu + tau_s**2 * kb * m[2]
-            var_s2 = var_s2 + tau_s**2 * kb * m[3]
-            cov = cov + tau_s**2 * kb * m[4]
-        return mu, s2, var_mu, var_s2, cov
-
-    def rates_at(self, x: Tensor, name: str, k: Tensor, xi: Tensor, per_neuron: bool = False) -> NodeRates:
-        """Rates of neurons with in-degrees ``k`` (n, n_inputs) at standard-normal points ``xi``: (g, 2) shared by
-        all n (result (n, g)), or with ``per_neuron`` (n, 2), one point per neuron (result (n, 1))."""
-        mu, s2, var_mu, var_s2, cov = self.input_moments(x, name, k)
-        l11 = torch.sqrt(var_mu.clamp(min=0) + JITTER_MU_MV2)
-        l21 = cov / l11
-        l22 = torch.sqrt((var_s2 + JITTER_MU_MV2 - l21**2).clamp(min=JITTER_MU_MV2))
+        xi = self._gauss[name][0] if xi is None else xi
         xi = xi[:, None] if per_neuron else xi[None]
-        mu_n = mu[:, None] + l11[:, None] * xi[..., 0]
-        s2_n = s2[:, None] + l21[:, None] * xi[..., 0] + l22[:, None] * xi[..., 1]
-        s2_n = 0.5 * (s2_n + torch.sqrt(s2_n**2 + SIGMA2_SMOOTHING_MV2**2))
-        sigma_n = torch.sqrt(s2_n)
-        return NodeRates(self.populations[name].transfer_hz(mu_n, sigma_n), mu_n, sigma_n)
+        tau_s = pop.tau_m_ms * 1e-3
+        columns = {pre: c for c, pre in enumerate(pop.nodes.inputs)}
+        n = k.shape[0]
+        mu0 = torch.full((n,), pop.mu_ext_mv, dtype=torch.float64)
+        s20 = torch.full((n,), pop.sigma_ext_mv**2, dtype=torch.float64)
+        var_mu, var_s2, cov = torch.zeros_like(mu0), torch.zeros_like(mu0), torch.zeros_like(mu0)
+        dependent = []
+        for i, block in self.inputs_of(name):
+            kb = k[:, columns[block.pre]]
+            m, c = self.block_means_cov(x, i)
+            n_mu = len(block.mu_pre)
+            if block.post_dependent:
+                dependent.append((i, block, kb, m, c))
+                continue
+            a = torch.zeros(2, block.n_features, dtype=torch.float64)
+            a[0, :n_mu], a[1, n_mu:] = 1.0, 1.0
+            mu0 = mu0 + tau_s * kb * m[:n_mu].sum()
+            s20 = s20 + tau_s * kb * m[n_mu:].sum()
+            proj = a @ c @ a.T
+            var_mu = var_mu + tau_s**2 * kb * proj[0, 0]
+            var_s2 = var_s2 + tau_s**2 * kb * proj[1, 1]
+            cov = cov + tau_s**2 * kb * proj[0, 1]
+        l11 = torch.sqrt(var_mu.clamp(min=0) + JITTER_MV2)
+        l21 = cov / l11
+        l22 = torch.sqrt((var_s2 + JITTER_MV2 - l21**2).clamp(min=JITTER_MV2))
+        mu_n = mu0[:, None] + l11[:, None] * xi[..., 0]
+        s2_n = s20[:, None] + l21[:, None] * xi[..., 0] + l22[:, None] * xi[..., 1]
+        if not dependent:
+            sigma_n = _smooth_sqrt(s2_n)
+            return NodeRates(pop.transfer_hz(mu_n, sigma_n), mu_n, sigma_n)
+        terms = []  # (post factor, value (n, g), goes to mu?)
+        col = 2
+        for i, block, kb, m, c in dependent:
+            d = block.n_features
+            chol = torch.linalg.cholesky(c + torch.diag(1e-12 * self._feature_scales[i] ** 2))
+            z = kb[:, None, None] * m + torch.sqrt(kb)[:, None, None] * (xi[..., col : col + d] @ chol.T)
+            col += d
+            for j, h in enumerate(block.mu_post + block.sigma_post):
+                terms.append((h, tau_s * z[..., j], j < len(block.mu_pre)))
+        return self._implicit_rates(pop, mu_n, s2_n, terms)
+
+    def _implicit_rates(
+        self, pop: PopulationTheory, mu_base: Tensor, s2_base: Tensor, terms: list[tuple[Factor | None, Tensor, bool]]
+    ) -> NodeRates:
+        """Solve nu = phi(mu(nu), sigma(nu)) at every node: stable roots bracketed on a grid of rates, refined by
+        bisection; the lowest stable root is used; gradient by the implicit-function theorem."""
+
+        def inputs(nu: Tensor) -> tuple[Tensor, Tensor]:
+            mu, s2 = mu_base, s2_base
+            for h, value, to_mu in terms:
+                factor = torch.ones_like(nu) if h is None else h(nu)
+                if to_mu:
+                    mu = mu + factor * value
+                else:
+                    s2 = s2 + factor * value
+            return mu, _smooth_sqrt(s2)
+
+        def excess_const(nu: Tensor) -> Tensor:  # the same on detached inputs (no graph, no transform tracking)
+            mu, s2 = mu_base.detach(), s2_base.detach()
+            for h, value, to_mu in terms:
+                factor = torch.ones_like(nu) if h is None else h(nu).detach()
+                if to_mu:
+                    mu = mu + factor * value.detach()
+                else:
+                    s2 = s2 + factor * value.detach()
+            return pop.transfer_hz(mu, _smooth_sqrt(s2)).detach() - nu
+
+        with torch.no_grad():
+            grid = torch.cat(
+                [
+                    torch.zeros(1, dtype=torch.float64),
+                    torch.logspace(-3, math.log10(pop.max_rate_hz), self.root_grid - 1, dtype=torch.float64),
+                ]
+            )
+            h = torch.stack([excess_const(torch.full_like(mu_base, float(g))) for g in grid])
+            down = (h[:-1] > 0) & (h[1:] <= 0)
+            n_roots = down.sum(0)
+            first = torch.argmax(down.to(torch.int8), 0)
+            lo, hi = grid[first], grid[first + 1]
+            lo, hi = torch.where(n_roots > 0, lo, 0.0), torch.where(n_roots > 0, hi, pop.max_rate_hz)
+            for _ in range(12):
+                mid = 0.5 * (lo + hi)
+                positive = excess_const(mid) > 0
+                lo, hi = torch.where(positive, mid, lo), torch.where(positive, hi, mid)
+            root = 0.5 * (lo + hi)
+            for _ in range(3):  # safeguarded Newton polish (quadratic; stays inside the bracket)
+                step = 1e-6 * root.clamp(min=1.0)
+                value = excess_const(root)
+                slope = (excess_const(root + step) - excess_const(root - step)) / (2 * step)
+                newton = root - value / torch.where(slope < 0, slope, torch.full_like(slope, -1.0))
+                root = torch.where((newton > lo) & (newton < hi), newton, root)
+            step = 1e-6 * root.clamp(min=1.0)
+            slope = (excess_const(root + step) - excess_const(root - step)) / (2 * step)  # d(phi - nu)/dnu < 0
+        mu, sigma = inputs(root)
+        phi = pop.transfer_hz(mu, sigma)
+        nu = root + (phi - root) / (-slope).clamp(min=1e-6)
+        return NodeRates(nu, mu, sigma, int((n_roots > 1).sum()))
 
     def node_rates(self, x: Tensor, name: str) -> NodeRates:
-        """Rates at every (degree node, Gauss–Hermite node) of population ``name``: (n_nodes, n_gauss)."""
-        return self.rates_at(x, name, self._degree_tensors[name][0], self.gh_nodes)
+        """Rates at every (degree node, Gaussian node) of population ``name``."""
+        return self.rates_at(x, name, self._degree_tensors[name][0])
 
     def node_weights(self, name: str) -> Tensor:
-        """Probabilities of the (degree node, Gauss–Hermite node) pairs under rho_K x N(0, 1)^2."""
-        return self._degree_tensors[name][1][:, None] * self.gh_weights[None, :]
+        """Probabilities of the (degree node, Gaussian node) pairs under rho_K x N(0, I)."""
+        return self._degree_tensors[name][1][:, None] * self._gauss[name][1][None, :]
 
-    def block_moments(self, block: BlockTheory, rates: NodeRates) -> Tensor:
-        """The five moments of ``block`` over rho* of its presynaptic population."""
+    # ------------------------------------------------------------------ the map
+    def block_moments(self, i: int, rates: NodeRates) -> Tensor:
+        """Means and covariance entries of block i's features over rho* of its presynaptic population."""
+        block = self.blocks[i]
         nodes = self.populations[block.pre].nodes
-        star = torch.as_tensor(nodes.star_prob(block.post), dtype=rates.nu_hz.dtype)
-        omega = star[:, None] * self.gh_weights[None, :]
-        w = block.weight_mv(rates.nu_hz)
-        a, b = w * rates.nu_hz, w * w * rates.nu_hz
-        m_mu, m_sigma = (omega * a).sum(), (omega * b).sum()
-        return torch.stack(
+        star = torch.as_tensor(nodes.star_prob(block.post), dtype=torch.float64)
+        omega = star[:, None] * self._gauss[block.pre][1][None, :]
+        u = block.features(rates.nu_hz)
+        means = torch.stack([(omega * ud).sum() for ud in u])
+        d = len(u)
+        rows, cols = torch.triu_indices(d, d)
+        cov = torch.stack(
             [
-                m_mu,
-                m_sigma,
-                (omega * a * a).sum() - m_mu**2,
-                (omega * b * b).sum() - m_sigma**2,
-                (omega * a * b).sum() - m_mu * m_sigma,
+                (omega * u[r] * u[c]).sum() - means[r] * means[c]
+                for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
             ]
         )
+        return torch.cat([means, cov])
 
     def F(self, x: Tensor) -> Tensor:
-        """The map whose fixed point is the self-consistent state."""
+        """The map whose fixed point is the self-consistent state (flat, like x)."""
         rates = {name: self.node_rates(x, name) for name in self.populations}
-        return torch.stack([self.block_moments(b, rates[b.pre]) for b in self.blocks])
+        return torch.cat([self.block_moments(i, rates[b.pre]) for i, b in enumerate(self.blocks)])
 
-    # ------------------------------------------------------------------ starting points and scales
+    # ------------------------------------------------------------------ starting points, scales, constraints
     def moments_at_rates(self, rate_hz: dict[str, float]) -> Tensor:
-        """x for every neuron of each population firing at the given rate (zero variances)."""
-        rows = []
+        """x for every neuron of each population firing at the given rate (zero covariances)."""
+        parts = []
         for b in self.blocks:
-            nu = torch.tensor([[rate_hz[b.pre]]], dtype=torch.float64)
-            w = float(b.weight_mv(nu).squeeze())
-            r = rate_hz[b.pre]
-            rows.append([w * r, w * w * r, 0.0, 0.0, 0.0])
-        return torch.tensor(rows, dtype=torch.float64)
+            nu = torch.tensor([rate_hz[b.pre]], dtype=torch.float64)
+            means = torch.cat([ud for ud in b.features(nu)])
+            parts.append(torch.cat([means, torch.zeros(b.n_unknowns - b.n_features, dtype=torch.float64)]))
+        return torch.cat(parts)
 
-    def scales(self, reference_rate_hz: float = 10.0) -> Tensor:
+    def _block_feature_scales(self, block: BlockTheory) -> Tensor:
+        nu = torch.tensor([REFERENCE_RATE_HZ], dtype=torch.float64)
+        return torch.cat([ud.abs() for ud in block.features(nu)]).clamp(min=1e-9)
+
+    def scales(self) -> Tensor:
         """Typical magnitudes of the unknowns, so that residuals are compared on one footing."""
-        rows = []
-        for b in self.blocks:
-            nu = torch.tensor([[reference_rate_hz]], dtype=torch.float64)
-            j = max(abs(float(b.weight_mv(nu).squeeze())), 1e-6)
-            r = reference_rate_hz
-            rows.append([j * r, j * j * r, j * j * r * r, j**4 * r * r, j**3 * r * r])
-        return torch.tensor(rows, dtype=torch.float64)
+        parts = []
+        for s in self._feature_scales:
+            rows, cols = torch.triu_indices(s.numel(), s.numel())
+            parts.append(torch.cat([s, s[rows] * s[cols]]))
+        return torch.cat(parts)
+
+    def project(self, x: Tensor) -> Tensor:
+        """Nearest admissible point: every block's covariance positive semi-definite (eigenvalues clipped at 0) and
+        the means of w^2-type features non-negative."""
+        out = x.clone()
+        for i, block in enumerate(self.blocks):
+            m, c = self.block_means_cov(x, i)
+            vals, vecs = torch.linalg.eigh(c)
+            c = vecs @ torch.diag(vals.clamp(min=0)) @ vecs.T
+            d = block.n_features
+            rows, cols = torch.triu_indices(d, d)
+            m = torch.cat([m[: len(block.mu_pre)], m[len(block.mu_pre) :].clamp(min=0)])
+            out[self.block_slices[i]] = torch.cat([m, c[rows, cols]])
+        return out
+
+
+def _smooth_sqrt(s2: Tensor) -> Tensor:
+    """sqrt of a smooth max(s2, 0): sigma^2 from the Gaussian tail may be negative (theory §5.2)."""
+    return torch.sqrt(0.5 * (s2 + torch.sqrt(s2**2 + SIGMA2_SMOOTHING_MV2**2)))

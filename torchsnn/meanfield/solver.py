@@ -49,14 +49,13 @@ class SolveResult:
 
 
 class FixedPointProblem:
-    """G(z) = z - F(z * scale) / scale in scaled unknowns z (flattened)."""
+    """G(z) = z - F(z * scale) / scale in scaled unknowns z."""
 
     def __init__(self, model: MeanFieldModel, scale: Tensor) -> None:
-        self.model, self.scale, self.shape = model, scale, scale.shape
+        self.model, self.scale = model, scale
 
     def residual(self, z: Tensor) -> Tensor:
-        x = z.view(self.shape) * self.scale
-        return z - (self.model.F(x) / self.scale).reshape(-1)
+        return z - self.model.F(z * self.scale) / self.scale
 
     def residual_and_jacobian(self, z: Tensor) -> tuple[Tensor, Tensor]:
         def with_aux(v: Tensor) -> tuple[Tensor, Tensor]:
@@ -67,12 +66,8 @@ class FixedPointProblem:
         return g, jac
 
     def project(self, z: Tensor) -> Tensor:
-        """Nearest admissible point: E*[w^2 nu] and the two variances are non-negative, |c| <= s_mu s_sigma."""
-        v = z.view(self.shape).clone()
-        v[:, 1:4] = v[:, 1:4].clamp(min=0)
-        bound = torch.sqrt(v[:, 2] * v[:, 3])
-        v[:, 4] = torch.maximum(torch.minimum(v[:, 4], bound), -bound)
-        return v.reshape(-1)
+        """Nearest admissible point (the model's constraints: covariances PSD, second moments >= 0)."""
+        return self.model.project(z * self.scale) / self.scale
 
 
 def newton(
@@ -138,7 +133,7 @@ def solve(
     if x0 is None:
         x0 = model.moments_at_rates({name: initial_rate_hz for name in model.populations})
     budget = max(4, max_iter // 4)
-    z0 = (x0 / scale).reshape(-1)
+    z0 = x0 / scale
     history: list[float] = []
     levels: list[float] = []
     total_it = 0
@@ -172,7 +167,7 @@ def solve(
     g, jac = problem.residual_and_jacobian(z)
     eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
     result = SolveResult(
-        z.detach().view(scale.shape) * scale,
+        z.detach() * scale,
         converged,
         float(g.abs().max()),
         total_it,

@@ -35,6 +35,13 @@ class TensorBoardLogger:
         for name, r in rates_hz.items():
             self.writer.add_histogram(f"{tag}/{name}", np.asarray(r).ravel(), step)
 
+    def log_weight_series(self, series: dict[str, list[tuple[float, float, float]]]) -> None:
+        """Mean and std of |w| of every plastic projection against model time (ms)."""
+        for name, points in series.items():
+            for t_ms, mean, std in points:
+                self.writer.add_scalar(f"weight_mean_mv/{name}", mean, round(t_ms))
+                self.writer.add_scalar(f"weight_std_mv/{name}", std, round(t_ms))
+
     def log_summary(self, summary: dict[str, dict[str, float]], section: str) -> None:
         for pop, values in summary.items():
             for key, value in values.items():
