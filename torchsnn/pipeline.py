@@ -67,6 +67,7 @@ def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseSca
         max_iter=int(mf.get("max_iter", 40)),
         continuation=int(mf.get("continuation", 0)),
         initial_rate_hz=float(mf.get("initial_rate_hz", 5.0)),
+        require_stable=bool(mf.get("require_stable", True)),
     )
     rng = np.random.default_rng(int(cfg["seed"]))
     n = int(mf.get("samples", 200_000))

@@ -67,14 +67,15 @@ def test_gather_spiking_edges_lists_every_event_once():
     rng = np.random.default_rng(2)
     block = random_block(rng, "P", "E", 10, 12, 0.3)
     spikes = torch.from_numpy(rng.random((4, 2, 12)) < 0.3)
-    step, replica, edge = gather_spiking_edges(spikes, block.row_ptr)
+    step, replica, neuron, edge = gather_spiking_edges(spikes, block.row_ptr)
     row_ptr = block.row_ptr.numpy()
     expected = sorted(
-        (s, b, e)
+        (s, b, i, e)
         for s, b, i in zip(*np.nonzero(spikes.numpy()), strict=True)
         for e in range(row_ptr[i], row_ptr[i + 1])
     )
-    assert sorted(zip(step.tolist(), replica.tolist(), edge.tolist(), strict=True)) == expected
+    got = zip(step.tolist(), replica.tolist(), neuron.tolist(), edge.tolist(), strict=True)
+    assert sorted(got) == expected
 
 
 def test_deliver_block_without_spikes_or_edges_is_a_no_op():

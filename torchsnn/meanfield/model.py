@@ -200,20 +200,26 @@ class MeanFieldModel:
         return MeanFieldModel(pops, self.blocks, self.gh_order_mu, self.gh_order_sigma, self.qmc_points, self.root_grid)
 
     # ------------------------------------------------------------------ Gaussian rules
+    def has_implicit_rates(self, name: str) -> bool:
+        """Whether the rates of ``name`` solve nu = phi(mu(nu), sigma(nu)) (post-dependent plastic inputs)."""
+        return bool(self._post_dependent_inputs(name))
+
     def _post_dependent_inputs(self, name: str) -> list[tuple[int, BlockTheory]]:
         return [(i, b) for i, b in self.inputs_of(name) if b.post_dependent]
 
-    def _gaussian_rule(self, name: str) -> tuple[Tensor, Tensor]:
+    def _gaussian_rule(self, name: str, coarse: bool = False) -> tuple[Tensor, Tensor]:
         """Standard normal nodes (n, dim) and weights: dims 0, 1 for the combined post-independent (mu, sigma^2),
-        then the features of each post-dependent block."""
+        then the features of each post-dependent block. ``coarse``: a small rule (per-neuron predictions)."""
         dependent = self._post_dependent_inputs(name)
-        if not dependent:
+        if coarse:
+            orders = [6, 2] + [4 if j < len(b.mu_pre) else 2 for _, b in dependent for j in range(b.n_features)]
+        elif not dependent:
             orders = [self.gh_order_mu, self.gh_order_sigma]
         else:  # every node costs a root search: half the orders in every direction (4-D rule ~ 1/16 of the 2-D one)
             orders = [max(4, self.gh_order_mu // 2), max(2, self.gh_order_sigma // 2)]
             for _, b in dependent:
                 orders += [max(4, self.gh_order_mu // 3)] * len(b.mu_pre) + [2] * len(b.sigma_pre)
-        if len(orders) <= 4:
+        if len(orders) <= 4 or coarse:
             grids = [gauss_hermite_normal(o) for o in orders]
             nodes = np.stack(np.meshgrid(*[g[0] for g in grids], indexing="ij"), -1).reshape(-1, len(orders))
             weights = np.prod(

@@ -78,6 +78,7 @@ def newton(
     z = z0.clone()
     g, jac = problem.residual_and_jacobian(z)
     history = [float(g.abs().max())]
+    best, best_residual = z, history[0]
     it = 0
     while history[-1] > tol and it < max_iter:
         it += 1
@@ -94,7 +95,9 @@ def newton(
             z = relax(problem, z, relax_steps, relax_factor)
         g, jac = problem.residual_and_jacobian(z)
         history.append(float(g.abs().max()))
-    return z, history, it
+        if history[-1] < best_residual:
+            best, best_residual = z, history[-1]
+    return best, history, it
 
 
 def relax(problem: FixedPointProblem, z: Tensor, steps: int, factor: float) -> Tensor:
@@ -114,6 +117,7 @@ def solve(
     continuation: int = 0,
     initial_rate_hz: float = 5.0,
     raise_on_failure: bool = True,
+    require_stable: bool = False,
 ) -> SolveResult:
     """Find x* = F(x*).
 
@@ -126,7 +130,9 @@ def solve(
         tol: convergence threshold on max |x - F(x)| in scaled units.
         continuation: > 0 skips the direct attempt and starts with steps of 1 / continuation in h.
         raise_on_failure: raise :class:`SolverError` with residual, iterations and eigenvalues instead of
-            returning an unconverged state.
+            returning an unconverged state (the diagnostics describe the best iterate found).
+        require_stable: also raise when the fixed point found is unstable (an eigenvalue of dF/dx with real
+            part >= 1): the network would not sit there, so its numbers are no prediction.
     """
     t0 = time.perf_counter()
     scale = model.scales()
@@ -141,8 +147,9 @@ def solve(
     if continuation == 0:
         z, hist, total_it = newton(FixedPointProblem(model, scale), z0, tol, budget)
         history += hist
-        converged = hist[-1] <= tol
+        converged = min(hist) <= tol
         levels.append(1.0)
+    best_direct = z
     if not converged:
         z, level, step = z0, 0.0, 1.0 / max(continuation, 1)
         first = True
@@ -160,6 +167,7 @@ def solve(
                     converged = True
                     break
             elif first or step < 1.0 / 256:
+                z = best_direct  # report the best iterate of the target problem, not an intermediate level
                 break
             else:
                 step /= 2
@@ -178,4 +186,8 @@ def solve(
     )
     if raise_on_failure and not converged:
         raise SolverError("mean-field solve did not converge", result.diagnostics())
+    if require_stable and converged and not result.stable:
+        raise SolverError(
+            "the mean-field fixed point is unstable (no stationary asynchronous state to predict)", result.diagnostics()
+        )
     return result

@@ -1,0 +1,116 @@
+"""Shared helpers for the mean-field tests (imported as ``mf_helpers``: a unique module name, see sim_helpers.py).
+
+The references here are written from the formulas of theory.md §1, §2 and §5, independently of
+torchsnn.meanfield: the Siegert rate by scipy adaptive quadrature of erfcx(-u), drive moments from the Poisson
+formulas, and Hydra composition of the run configs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, special
+
+REPO = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO / "conf"
+
+# Brunel (2000) model A neuron (theory.md §1), the package defaults of conf/neuron/lif.yaml
+LIF = {"tau_m_ms": 20.0, "theta_mv": 20.0, "v_reset_mv": 10.0, "tau_ref_ms": 2.0}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread (small tensors; on a shared 2-core machine spinning OpenMP workers slow tests down).
+    Import this name into a test module to make it autouse there."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------------------------- references
+def siegert_ref_hz(
+    mu_mv: float,
+    sigma_mv: float,
+    *,
+    tau_m_ms: float = 20.0,
+    theta_mv: float = 20.0,
+    v_reset_mv: float = 10.0,
+    tau_ref_ms: float = 2.0,
+) -> float:
+    """phi(mu, sigma) = 1 / (tau_ref + tau_m sqrt(pi) Integral_{y_r}^{y_th} erfcx(-u) du) in Hz, by
+    scipy.integrate.quad (relative accuracy ~1e-13 for the moderate |y| <= 10 used in these tests)."""
+    y_th = (theta_mv - mu_mv) / sigma_mv
+    y_r = (v_reset_mv - mu_mv) / sigma_mv
+    integral = integrate.quad(lambda u: special.erfcx(-u), y_r, y_th, epsabs=0.0, epsrel=1e-13, limit=200)[0]
+    return 1.0 / (tau_ref_ms * 1e-3 + tau_m_ms * 1e-3 * math.sqrt(math.pi) * integral)
+
+
+def poisson_drive_moments(drive: dict[str, Any], tau_m_ms: float) -> tuple[float, float]:
+    """(mu_ext, sigma_ext) of Poisson drive (theory §1): tau K J nu and sqrt(tau K J^2 nu), both kinds of source."""
+    tau = tau_m_ms * 1e-3
+    k_i, nu_i, j_i = drive.get("k_ext_inh", 0), drive.get("nu_ext_inh_hz", 0.0), drive.get("j_ext_inh_mv", 0.0)
+    mu = tau * (drive["k_ext"] * drive["j_ext_mv"] * drive["nu_ext_hz"] - k_i * j_i * nu_i)
+    var = tau * (drive["k_ext"] * drive["j_ext_mv"] ** 2 * drive["nu_ext_hz"] + k_i * j_i**2 * nu_i)
+    return mu, math.sqrt(var)
+
+
+# ----------------------------------------------------------------------------------------------- configs
+def compose_plain(*overrides: str) -> dict[str, Any]:
+    """The run config composed by Hydra (as ``python -m torchsnn.run`` would), resolved to plain containers."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def hetero_overrides(r: float, *extra: str) -> list[str]:
+    return ["+experiment=hetero_static", f"scaffold.r={r}", *extra]
+
+
+def mean_rate_hz(model, x: torch.Tensor, name: str) -> float:
+    """Population mean rate E[nu] over rho_K x N(0, I) by the model's own quadrature nodes."""
+    with torch.no_grad():
+        nu = model.node_rates(x, name).nu_hz
+        return float((model.node_weights(name) * nu).sum())
+
+
+def run_cli(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
+    """``python -m torchsnn.run ARGS`` from the repository root, one intra-op thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "torchsnn.run", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def batch_se(values: Sequence[np.ndarray]) -> np.ndarray:
+    """Standard error of the mean of per-batch estimates (independent equal batches): std / sqrt(B)."""
+    arr = np.asarray(values)
+    return arr.std(axis=0, ddof=1) / math.sqrt(arr.shape[0])
+
+
+def block_stats(model, x: torch.Tensor, post: str, pre: str) -> tuple[np.ndarray, np.ndarray]:
+    """Block post <- pre at x as (means (2,), covariance (2, 2)) of the features (w nu, w^2 nu) of a static block:
+    (m_mu, m_sigma) and [[s_mu^2, c], [c, s_sigma^2]] (theory §5.2)."""
+    i = model.block_index[(post, pre)]
+    if hasattr(model, "block_means_cov"):  # flat layout: means then the upper triangle of the covariance
+        m, c = model.block_means_cov(x, i)
+        return m.detach().numpy(), c.detach().numpy()
+    row = x[i].detach().numpy()  # (n_blocks, 5) layout (m_mu, m_sigma, s_mu2, s_sigma2, c)
+    return row[:2], np.array([[row[2], row[4]], [row[4], row[3]]])
