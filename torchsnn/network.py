@@ -190,9 +190,8 @@ class Network(nn.Module):
         for proj in self.projections.values():
             pre.append(proj.pre_index().cpu() + offsets[proj.pre])
             post.append(proj.post_index.cpu().long() + offsets[proj.post])
-            w = proj.weight_mv.detach().cpu()
-            w = w[0] if w.dim() == 2 else w
-            weight.append(w.expand(proj.n_edges).clone())
+            w = proj.edge_weights_mv().detach().cpu()
+            weight.append((w[0] if w.dim() == 2 else w).expand(proj.n_edges).clone())
             delay.append(torch.full((proj.n_edges,), proj.delay_steps * self.dt_ms, dtype=torch.float64))
 
         def cat(xs, dtype):

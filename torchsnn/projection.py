@@ -121,6 +121,8 @@ class Projection(nn.Module):
     @torch.no_grad()
     def apply_plasticity(self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float) -> None:
         """Move the weights by the rule over ``elapsed_ms`` at the current rate estimates (B, N_pre), (B, N_post)."""
+        if self._relax_separable_kernel(nu_pre_hz, nu_post_hz, elapsed_ms):
+            return
         magnitude = self.weight_mv * self.sign
         if self.layout == "per_row":
             new = self.rule.update(magnitude, nu_pre_hz, torch.zeros_like(nu_pre_hz), elapsed_ms)
@@ -129,6 +131,34 @@ class Projection(nn.Module):
                 magnitude, nu_pre_hz[:, self.pre_index_long], nu_post_hz[:, self.post_index_long], elapsed_ms
             )
         self.weight_mv = new * self.sign
+
+    def _relax_separable_kernel(self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float) -> bool:
+        """CPU fast path for separable relaxation rules on per-edge weights: the factors are computed per neuron
+        (O(N)), the exact relaxation of the E edges runs in one compiled loop (same arithmetic as the rule's
+        ``update`` up to float rounding)."""
+        factors = self.rule.factors() if hasattr(self.rule, "tau_w_ms") else None
+        if (
+            factors is None
+            or self.layout != "per_edge"
+            or self.weight_mv.device.type != "cpu"
+            or not kernels.cpu_kernels_enabled()
+        ):
+            return False
+        f_pre = factors[0](nu_pre_hz).to(torch.float32).contiguous()
+        f_post = factors[1](nu_post_hz).to(torch.float32).contiguous()
+        decay = np.float32(np.exp(-elapsed_ms / self.rule.tau_w_ms))
+        kernels.numba_cpu.relax_separable(
+            self.weight_mv.numpy(),
+            f_pre.numpy(),
+            f_post.numpy(),
+            self.pre_index_long.numpy(),
+            self.post_index_long.numpy(),
+            decay,
+            np.float32(self.rule.w_min_mv),
+            np.float32(min(self.rule.w_max_mv, 3e38)),
+            np.float32(self.sign),
+        )
+        return True
 
     # ------------------------------------------------------------------ delivery
     def deliver(self, spikes: Tensor, ring: Tensor, block_start_step: int) -> None:

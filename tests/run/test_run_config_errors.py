@@ -55,7 +55,7 @@ VALIDATE_CASES = [
     ("dt negative", ["simulation.dt_ms=-0.1"], "simulation.dt_ms", "-0.1", ["> 0"]),
     (
         "transient = duration",
-        ["simulation.transient_ms=3000"],
+        ["simulation.duration_ms=3000", "simulation.transient_ms=3000"],
         "simulation.transient_ms",
         "3000",
         ["below simulation.duration_ms (3000"],
@@ -182,7 +182,7 @@ def test_parameter_errors_name_the_config_path_and_come_before_wiring(monkeypatc
 
 RULE_CASES = [
     # the Gaussian copula cannot reach r = -0.99 with gamma(cv 0.5) marginals: reachable [-0.89, 1]
-    ("unreachable r", ["scaffold.r=-0.99"], "r", "-0.99", ["reachable Pearson r", "[-0.89"]),
+    ("unreachable r", ["scaffold.cv=0.5", "scaffold.r=-0.99"], "r", "-0.99", ["reachable Pearson r", "[-0.89"]),
     (
         "in-degree above candidates",
         ["network=brunel", "network.projections.EE.connectivity.indegree=20000"],
@@ -192,7 +192,7 @@ RULE_CASES = [
     ),
     (
         "degree law exceeding the population",
-        ["scaffold.cv=1.0"],
+        ["scaffold.cv=1.0", "network.populations.E.size=2000"],
         "in_degree",
         "GammaDegree",
         ["presynaptic candidates"],

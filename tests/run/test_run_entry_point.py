@@ -20,6 +20,7 @@ N_E, N_I, K_E, K_I = 200, 50, 20, 5
 DURATION_MS, TRANSIENT_MS = 300.0, 100.0
 TINY = [
     "network=brunel",
+    "drive=poisson",
     f"network.populations.E.size={N_E}",
     f"network.populations.I.size={N_I}",
     f"network.projections.EE.connectivity.indegree={K_E}",

@@ -33,6 +33,7 @@ LIF = {"tau_m_ms": 20.0, "theta_mv": 20.0, "v_reset_mv": 10.0, "tau_ref_ms": 2.0
 # ISI CV about 0.4, asynchronous (chi ~ 0.08). 500 ms of which 100 ms transient; about 0.6 s per replica-free run.
 TINY_OVERRIDES = [
     "network=brunel",
+    "drive=poisson",
     "network.populations.E.size=200",
     "network.populations.I.size=50",
     "network.projections.EE.connectivity.indegree=20",

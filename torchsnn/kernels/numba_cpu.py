@@ -157,6 +157,24 @@ if NUMBA_AVAILABLE:
                         last[b, n] = step
 
 
+if NUMBA_AVAILABLE:
+
+    @njit(cache=True, nogil=True)
+    def relax_separable(w, f_pre, f_post, pre_index, post_index, decay, w_min, w_max, sign):  # pragma: no cover
+        """Exact relaxation of signed per-edge weights w (B, E) towards |target| = f_pre[pre] f_post[post]:
+        |w| <- clip(t + (|w| - t) decay, w_min, w_max), the sign kept."""
+        batch, n_edges = w.shape
+        for b in range(batch):
+            for e in range(n_edges):
+                t = f_pre[b, pre_index[e]] * f_post[b, post_index[e]]
+                m = t + (w[b, e] * sign - t) * decay
+                if m < w_min:
+                    m = w_min
+                elif m > w_max:
+                    m = w_max
+                w[b, e] = m * sign
+
+
 def as_float32(value: float) -> np.float32:
     return np.float32(value)
 

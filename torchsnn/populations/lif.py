@@ -101,6 +101,7 @@ class LIFPopulation(NeuronPopulation):
         if self.v_mv.device.type != "cpu" or not kernels.cpu_kernels_enabled():
             return super().run_block(ring, first_slot, drive, n_steps, record_steps)
         spikes = torch.empty(n_steps, *self.v_mv.shape, dtype=torch.bool)
+        record_steps = sorted(set(record_steps))
         record = np.zeros(n_steps, dtype=np.bool_)
         record[record_steps] = True
         v_record = np.empty((len(record_steps), *self.v_mv.shape), dtype=np.float32)
