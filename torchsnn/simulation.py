@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ def simulate(
         mon.setup(network, start_step + total)
     callback_every = max(1, round(callback_every_ms / dt))
     next_callback = start_step + callback_every
+    interactive = sys.stderr.isatty()
     bar = tqdm(
         total=round(duration_ms),
         unit="ms",
@@ -108,6 +110,7 @@ def simulate(
         disable=not progress,
         dynamic_ncols=True,
         leave=False,
+        mininterval=0.2 if interactive else 30.0,
     )
     wall0 = time.perf_counter()
     end = start_step + total
