@@ -172,6 +172,34 @@ class Network(nn.Module):
                 )
         self._last_plasticity_step = self.step_count
 
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict[str, object]:
+        """Every evolving tensor (copied to the CPU) and counter of the network; the wiring (rebuilt from the seed
+        and checked by fingerprint) and constant tables are left out."""
+        structure = {"row_ptr", "post_index", "pre_index_long", "post_index_long"}
+        return {
+            "buffers": {
+                name: b.detach().cpu().clone()
+                for name, b in self.state_dict().items()
+                if name.rpartition(".")[2] not in structure
+            },
+            "step_count": self.step_count,
+            "last_plasticity_step": self._last_plasticity_step,
+            "layouts": {name: p.layout for name, p in self.projections.items()},
+        }
+
+    def restore_state(self, state: dict[str, object]) -> None:
+        """Inverse of :meth:`checkpoint_state` (buffers replaced, whatever their shape, on this device)."""
+        device = self.device
+        for name, value in state["buffers"].items():
+            owner_name, _, leaf = name.rpartition(".")
+            owner = self.get_submodule(owner_name) if owner_name else self
+            setattr(owner, leaf, value.to(device))
+        for name, layout in state["layouts"].items():
+            self.projections[name].layout = layout
+        self.step_count = int(state["step_count"])
+        self._last_plasticity_step = int(state["last_plasticity_step"])
+
     # ------------------------------------------------------------------ description
     def population_sizes(self) -> dict[str, int]:
         return {name: pop.size for name, pop in self.populations.items()}

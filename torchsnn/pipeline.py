@@ -9,7 +9,9 @@ and ``alpha``.
 from __future__ import annotations
 
 import logging
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,11 @@ import torch
 
 from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
 from torchsnn.analysis.metrics import compare_samples
+from torchsnn.checkpoint import CheckpointWriter, restore
 from torchsnn.config import BuiltRun, build_network
 from torchsnn.config.builder import Seeds, build_scaffold
 from torchsnn.config.validate import validate_run_config
+from torchsnn.errors import SimulationAbortedError
 from torchsnn.meanfield.build import model_from_config
 from torchsnn.meanfield.distributions import (
     Distribution,
@@ -36,7 +40,7 @@ from torchsnn.monitors.tensorboard import TensorBoardLogger
 from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
 from torchsnn.scaffold import SparseScaffold
-from torchsnn.simulation import SimulationResult, simulate
+from torchsnn.simulation import SimulationInterruptedError, SimulationResult, simulate
 
 log = logging.getLogger("torchsnn")
 MODES = ("theory", "simulate", "compare")
@@ -109,10 +113,16 @@ def run_simulation(
     tb: TensorBoardLogger | None,
     scaffold: SparseScaffold,
     theory: Theory | None,
+    resume: dict[str, Any] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> tuple[BuiltRun, SimulationResult]:
-    """Build and simulate the network; fill ``summary['simulation']`` (and weights, convergence, alpha)."""
+    """Build and simulate the network (continuing from ``resume``, a checkpoint); fill ``summary['simulation']``
+    (and weights, convergence, alpha). Checkpoints go to ``run_dir/checkpoints``."""
     predicted = {name: torch.as_tensor(r) for name, r in theory.neuron_rates_hz.items()} if theory else None
     built = build_network(cfg, scaffold=scaffold, predicted_rates_hz=predicted)
+    if resume is not None:
+        restore(resume, built.network, built.generator)
+        log.info("resumed from t = %.1f ms", resume["time_ms"])
     sim, logs = cfg["simulation"], cfg["logging"]
     net = built.network
     log.info(
@@ -124,6 +134,19 @@ def run_simulation(
         net.block_steps,
     )
     weights = WeightMonitor(round(float(logs.get("weights_every_ms", 100.0)) / net.dt_ms)) if net.estimators else None
+    every_ms = float(sim.get("checkpoint_every_ms", 0.0))
+    checkpoints = (
+        CheckpointWriter(
+            run_dir / "checkpoints",
+            round(every_ms / net.dt_ms),
+            net,
+            built.generator,
+            cfg,
+            int(sim.get("checkpoint_keep", 3)),
+        )
+        if every_ms > 0
+        else None
+    )
     result = simulate(
         net,
         duration_ms=sim["duration_ms"],
@@ -136,6 +159,11 @@ def run_simulation(
         callbacks=[tb] if tb else [],
         callback_every_ms=logs.get("log_every_ms", 100.0),
         extra_monitors=[weights] if weights else [],
+        health_every_ms=float(sim.get("health_check_ms", 100.0)),
+        max_rate_fraction=float(sim.get("max_rate_fraction", 0.5)),
+        checkpoints=checkpoints,
+        resume=resume["simulation"] if resume else None,
+        stop_requested=stop_requested,
     )
     model_s = sim["duration_ms"] * 1e-3
     summary["scaffold"] = built.scaffold.summary()
@@ -255,19 +283,57 @@ def run_comparison(
     return matched
 
 
-def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Run ``cfg['mode']`` and write everything into ``run_dir``; returns the summary."""
+class StopFlag:
+    """Set by SIGINT / SIGTERM while a run is in progress: the simulation finishes its block, checkpoints, stops."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def install(self) -> dict[int, Any]:
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, self._handler)
+        return previous
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # a second request: stop at once
+            raise KeyboardInterrupt
+        self.signal = signum
+        log.warning("%s received: finishing the current block, then checkpointing", signal.Signals(signum).name)
+
+
+class RunStoppedError(Exception):
+    """The run ended early (aborted by a health check, or interrupted); its partial summary is written."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run(cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``cfg['mode']`` and write everything into ``run_dir``; returns the summary. ``resume`` (a checkpoint)
+    continues an interrupted run of the same config.
+
+    Raises RunStoppedError (after writing the partial summary) when a health check aborts the simulation or a signal
+    interrupts it."""
     mode = cfg.get("mode", "compare")
     validate_run_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     logs = cfg["logging"]
     summary: dict[str, Any] = {"run": {"mode": mode, "seed": cfg["seed"]}}
+    if resume is not None:
+        summary["run"]["resumed_from_ms"] = resume["time_ms"]
     tb = TensorBoardLogger(run_dir / "tensorboard") if logs.get("tensorboard", True) else None
     plasticity = cfg.get("plasticity") or {}
     needs_prediction = bool(plastic_projections(cfg)) and "theory" in (
         plasticity.get("initial_traces"),
         plasticity.get("initial_weights"),
     )
+    stop = StopFlag()
+    previous_handlers = stop.install()
     scaffold = sim = theory = matched = None
     try:
         if mode in ("simulate", "compare"):
@@ -276,7 +342,30 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             theory = run_theory(cfg, summary if mode != "simulate" else {}, scaffold)
             write_json(run_dir / "summary.json", summary)
         if mode in ("simulate", "compare"):
-            _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory)
+            try:
+                _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop)
+            except SimulationAbortedError as err:
+                summary["aborted"] = {"diagnosis": err.diagnosis, "time_ms": err.time_ms, "step": err.step}
+                if getattr(err, "partial", None) is not None:
+                    summary["simulation_partial"] = err.partial.summary()
+                write_json(run_dir / "summary.json", summary)
+                raise RunStoppedError(f"simulation stopped at t = {err.time_ms:.1f} ms: {err.diagnosis}", 4) from None
+            except SimulationInterruptedError as err:
+                summary["interrupted"] = {
+                    "signal": signal.Signals(stop.signal).name if stop.signal else None,
+                    "time_ms": err.partial.duration_ms,
+                    "checkpoint": str(err.checkpoint),
+                }
+                summary["simulation_partial"] = err.partial.summary()
+                write_json(run_dir / "summary.json", summary)
+                how = (
+                    f"resume with: python -m torchsnn.run resume={err.checkpoint}"
+                    if err.checkpoint
+                    else "no checkpoint was written (simulation.checkpoint_every_ms = 0)"
+                )
+                code = 128 + (stop.signal or signal.SIGINT)
+                message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
+                raise RunStoppedError(message, code) from None
             write_json(run_dir / "summary.json", summary)
         if mode == "compare":
             matched = run_comparison(cfg, summary, sim, theory)
@@ -286,6 +375,8 @@ def run(cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         if tb:
             log_to_tensorboard(tb, summary, sim, theory if mode != "simulate" else None)
     finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         if tb:
             tb.close()
     log.info("outputs in %s", run_dir)

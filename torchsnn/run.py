@@ -22,21 +22,36 @@ log = logging.getLogger("torchsnn")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from torchsnn.pipeline import MODES, run
+    from torchsnn.checkpoint import latest_checkpoint, load_checkpoint
+    from torchsnn.pipeline import MODES, RunStoppedError, run
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
+        resume = None
+        if plain.get("resume"):
+            path = latest_checkpoint(Path(plain["resume"]))
+            resume = load_checkpoint(path)
+            plain = resume["config"]  # the interrupted run's own config: the same network, seed and settings
+            run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+            log.info("resuming %s from t = %.1f ms (%s)", run_dir, resume["time_ms"], path.name)
         if plain.get("mode", "compare") not in MODES:
             raise ConfigError("mode", plain.get("mode"), f"must be one of {', '.join(MODES)}")
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        run(plain, run_dir)
+        if resume is None:
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        run(plain, run_dir, resume)
     except ConfigError as err:
         log.error("invalid configuration: %s", err)
         sys.exit(2)
     except SolverError as err:
         log.error("no prediction written: %s", err)
         sys.exit(3)
+    except FileNotFoundError as err:
+        log.error("cannot resume: %s", err)
+        sys.exit(2)
+    except RunStoppedError as err:
+        log.error("%s", err)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

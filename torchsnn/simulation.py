@@ -6,13 +6,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from torchsnn.checkpoint import CheckpointWriter
+from torchsnn.errors import SimulationAbortedError
 from torchsnn.monitors import Monitor, PopulationRateMonitor, RasterMonitor, SpikeStatsMonitor, SynchronyMonitor
+from torchsnn.monitors.health import HealthMonitor
 from torchsnn.network import Network
 from torchsnn.validation import check_non_negative, check_positive, require
 
@@ -56,6 +60,15 @@ class SimulationResult:
         return out
 
 
+class SimulationInterruptedError(RuntimeError):
+    """The run was asked to stop (SIGINT / SIGTERM): it finished its block and wrote a checkpoint."""
+
+    def __init__(self, message: str, checkpoint: Path | None, partial: SimulationResult) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.partial = partial
+
+
 def simulate(
     network: Network,
     *,
@@ -69,6 +82,11 @@ def simulate(
     callbacks: Sequence[Callable[[int, PopulationRateMonitor], None]] = (),
     callback_every_ms: float = 100.0,
     extra_monitors: Sequence[Monitor] = (),
+    health_every_ms: float = 0.0,
+    max_rate_fraction: float = 0.5,
+    checkpoints: CheckpointWriter | None = None,
+    resume: dict[str, Any] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> SimulationResult:
     """Advance ``network`` (already ``reset``) by ``duration_ms`` of model time.
 
@@ -81,30 +99,70 @@ def simulate(
         progress: show a progress bar with model time and speed.
         callbacks: called every ``callback_every_ms`` of model time (and at the end) with (step, rate monitor).
         extra_monitors: further monitors that read every block.
+        health_every_ms: run the health checks (non-finite state, runaway, weights out of bounds) this often
+            (0: never); a failed check raises SimulationAbortedError carrying the partial result.
+        checkpoints: writes a checkpoint whenever due, and when a stop is requested.
+        resume: the ``simulation`` part of a checkpoint (the network and generator already restored): the run
+            continues as if it had never stopped.
+        stop_requested: polled after every block; when it returns True the run checkpoints and raises
+            SimulationInterruptedError.
     """
     check_positive("duration_ms", duration_ms)
     check_non_negative("transient_ms", transient_ms)
     require(transient_ms < duration_ms, "transient_ms", transient_ms, f"must be below duration_ms ({duration_ms})")
     dt = network.dt_ms
     total = round(duration_ms / dt)
-    window_start = round(transient_ms / dt)
+    start_step = int(resume["start_step"]) if resume else network.step_count
+    window_start = start_step + round(transient_ms / dt)
     voltage_every = max(1, round(voltage_every_ms / dt)) if voltage_every_ms > 0 else 0
-    stats = SpikeStatsMonitor(window_start, dt)
-    pop_rate = PopulationRateMonitor(window_start)
-    raster = RasterMonitor(window_start, raster_neurons, round(raster_ms / dt))
-    monitors: list[Monitor] = [stats, pop_rate, raster, *extra_monitors]
-    sync = SynchronyMonitor(window_start, voltage_every) if voltage_every else None
-    if sync is not None:
-        monitors.append(sync)
-    start_step = network.step_count
-    for mon in monitors:
-        mon.window_start_step += start_step
-        mon.setup(network, start_step + total)
+    named: dict[str, Monitor] = {
+        "stats": SpikeStatsMonitor(window_start, dt),
+        "rate": PopulationRateMonitor(window_start),
+        "raster": RasterMonitor(window_start, raster_neurons, round(raster_ms / dt)),
+    }
+    if voltage_every:
+        named["sync"] = SynchronyMonitor(window_start, voltage_every)
+    if health_every_ms > 0:
+        named["health"] = HealthMonitor(round(health_every_ms / dt), max_rate_fraction)
+    named.update({f"extra{i}": mon for i, mon in enumerate(extra_monitors)})
+    end = start_step + total
+    for mon in named.values():
+        mon.setup(network, start_step, end)
     callback_every = max(1, round(callback_every_ms / dt))
     next_callback = start_step + callback_every
+    if resume:
+        for key, mon in named.items():
+            mon.load_state_dict(resume["monitors"][key])
+        for cb, state in zip(callbacks, resume["callbacks"], strict=True):
+            if state is not None:
+                cb.load_state_dict(state)
+        next_callback = int(resume["next_callback"])
+
+    def state() -> dict[str, Any]:
+        return {
+            "start_step": start_step,
+            "next_callback": next_callback,
+            "monitors": {key: mon.state_dict() for key, mon in named.items()},
+            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+        }
+
+    def result(wall: float) -> SimulationResult:
+        return SimulationResult(
+            dt_ms=dt,
+            duration_ms=(network.step_count - start_step) * dt,
+            transient_ms=transient_ms,
+            batch=network.batch,
+            spike_stats=named["stats"].result(),
+            population_rate=named["rate"],
+            raster=named["raster"].result(),
+            synchrony=named["sync"].result() if "sync" in named else {},
+            wall_time_s=wall,
+        )
+
     interactive = sys.stderr.isatty()
     bar = tqdm(
         total=round(duration_ms),
+        initial=round((network.step_count - start_step) * dt),
         unit="ms",
         desc="simulating (model time)",
         disable=not progress,
@@ -113,29 +171,32 @@ def simulate(
         mininterval=0.2 if interactive else 30.0,
     )
     wall0 = time.perf_counter()
-    end = start_step + total
-    while network.step_count < end:
-        out = network.run_block(generator, end - network.step_count, voltage_every)
-        for mon in monitors:
-            mon.on_block(out)
-        done_ms = (network.step_count - start_step) * dt
-        bar.update(round(done_ms) - bar.n)
-        elapsed = time.perf_counter() - wall0
-        bar.set_postfix_str(f"{done_ms * 1e-3 / max(elapsed, 1e-9):.3g} model s / wall s", refresh=False)
-        if network.step_count >= next_callback or network.step_count >= end:
-            for cb in callbacks:
-                cb(network.step_count, pop_rate)
-            next_callback += callback_every
-    bar.close()
-    wall = time.perf_counter() - wall0
-    return SimulationResult(
-        dt_ms=dt,
-        duration_ms=duration_ms,
-        transient_ms=transient_ms,
-        batch=network.batch,
-        spike_stats=stats.result(),
-        population_rate=pop_rate,
-        raster=raster.result(),
-        synchrony=sync.result() if sync is not None else {},
-        wall_time_s=wall,
-    )
+    first = network.step_count
+    try:
+        while network.step_count < end:
+            out = network.run_block(generator, end - network.step_count, voltage_every)
+            for mon in named.values():
+                mon.on_block(out)
+            done_ms = (network.step_count - start_step) * dt
+            bar.update(round(done_ms) - bar.n)
+            speed = (network.step_count - first) * dt * 1e-3 / max(time.perf_counter() - wall0, 1e-9)
+            bar.set_postfix_str(f"{speed:.3g} model s / wall s", refresh=False)
+            if network.step_count >= next_callback or network.step_count >= end:
+                for cb in callbacks:
+                    cb(network.step_count, named["rate"])
+                next_callback += callback_every
+            if checkpoints is not None and checkpoints.due(network.step_count) and network.step_count < end:
+                checkpoints.save(state())
+            if stop_requested is not None and stop_requested() and network.step_count < end:
+                path = checkpoints.save(state()) if checkpoints is not None else None
+                raise SimulationInterruptedError(
+                    f"stopped on request at t = {network.step_count * dt:.1f} ms",
+                    path,
+                    result(time.perf_counter() - wall0),
+                )
+    except SimulationAbortedError as err:
+        err.partial = result(time.perf_counter() - wall0)
+        raise
+    finally:
+        bar.close()
+    return result(time.perf_counter() - wall0)

@@ -42,7 +42,7 @@ def test_spike_statistics_identical(window_start):
     monitors = []
     for enabled in (True, False):
         mon = SpikeStatsMonitor(window_start, 0.1, min_isi=2)
-        mon.setup(_network_stub(sizes, batch), total)
+        mon.setup(_network_stub(sizes, batch), 0, total)
         with cpu_kernels(enabled):
             for out in blocks:
                 mon.on_block(out)
@@ -73,7 +73,7 @@ def test_spike_statistics_match_a_direct_count(enabled):
     blocks, total = _blocks(rng, sizes, batch, [15] * 6, {"E": 0.2})
     train = torch.cat([b.spikes["E"] for b in blocks])[:, 0]  # (T, N)
     mon = SpikeStatsMonitor(window, 0.1, min_isi=1)
-    mon.setup(_network_stub(sizes, batch), total)
+    mon.setup(_network_stub(sizes, batch), 0, total)
     with cpu_kernels(enabled):
         for out in blocks:
             mon.on_block(out)

@@ -22,7 +22,7 @@ DT = 0.1
 class FullRecord(Monitor):
     """Every spike (T, B, N) of the run, kept as given (no window)."""
 
-    def setup(self, network: Network, total_steps: int) -> None:
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         self.blocks: dict[str, list[tuple[int, torch.Tensor]]] = {name: [] for name in network.populations}
 
     def on_block(self, out: BlockOutput) -> None:

@@ -28,6 +28,16 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     check_int("simulation.replicas", sim.get("replicas", 1), minimum=1)
     check_int("simulation.raster_neurons", sim.get("raster_neurons", 0), minimum=0)
     check_non_negative("simulation.voltage_every_ms", sim.get("voltage_every_ms", 0.0))
+    check_non_negative("simulation.health_check_ms", sim.get("health_check_ms", 0.0))
+    check_non_negative("simulation.checkpoint_every_ms", sim.get("checkpoint_every_ms", 0.0))
+    check_int("simulation.checkpoint_keep", sim.get("checkpoint_keep", 3), minimum=1)
+    fraction = sim.get("max_rate_fraction", 0.5)
+    require(
+        isinstance(fraction, (int, float)) and 0 < fraction <= 1,
+        "simulation.max_rate_fraction",
+        fraction,
+        "must lie in (0, 1]",
+    )
     if sim.get("threads") is not None:
         check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))

@@ -18,8 +18,8 @@ class Monitor(ABC):
         self.window_start_step = int(window_start_step)
 
     @abstractmethod
-    def setup(self, network: Network, total_steps: int) -> None:
-        """Allocate device buffers for a run of ``total_steps`` steps."""
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
+        """Allocate device buffers for a run from ``start_step`` to ``total_steps`` (absolute step numbers)."""
 
     @abstractmethod
     def on_block(self, out: BlockOutput) -> None:
@@ -28,6 +28,16 @@ class Monitor(ABC):
     @abstractmethod
     def result(self) -> dict[str, Any]:
         """Results moved to the CPU (called once, at the end or at a checkpoint)."""
+
+    #: attributes that evolve during a run: what a checkpoint saves and a resumed run restores
+    checkpoint_fields: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.checkpoint_fields}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.checkpoint_fields:
+            setattr(self, name, state[name])
 
     def steps_in_window(self, out: BlockOutput) -> int:
         """Index within the block of the first step inside the window (n_steps if none)."""

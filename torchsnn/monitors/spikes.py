@@ -19,14 +19,16 @@ class SpikeStatsMonitor(Monitor):
     neurons with fewer than ``min_isi`` intervals).
     """
 
+    checkpoint_fields = ("state", "last_step")
+
     def __init__(self, window_start_step: int, dt_ms: float, min_isi: int = 3) -> None:
         super().__init__(window_start_step)
         self.dt_ms = dt_ms
         self.min_isi = min_isi
 
-    def setup(self, network: Network, total_steps: int) -> None:
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         dev, b = network.device, network.batch
-        self.window_steps = max(0, total_steps - self.window_start_step)
+        self.last_step = start_step
         self.state: dict[str, dict[str, Tensor]] = {}
         for name, pop in network.populations.items():
             shape = (b, pop.size)
@@ -39,6 +41,7 @@ class SpikeStatsMonitor(Monitor):
             }
 
     def on_block(self, out: BlockOutput) -> None:
+        self.last_step = out.start_step + out.n_steps
         if next(iter(out.spikes.values())).device.type == "cpu" and kernels.cpu_kernels_enabled():
             for name, spikes in out.spikes.items():
                 st = self.state[name]
@@ -69,7 +72,7 @@ class SpikeStatsMonitor(Monitor):
             st["last"] = torch.maximum(st["last"], running[-1])
 
     def result(self) -> dict[str, Any]:
-        window_s = self.window_steps * self.dt_ms * 1e-3
+        window_s = max(0, self.last_step - self.window_start_step) * self.dt_ms * 1e-3  # so far (partial runs too)
         res = {}
         for name, st in self.state.items():
             n = st["isi_n"].double()
@@ -87,10 +90,12 @@ class SpikeStatsMonitor(Monitor):
 class PopulationRateMonitor(Monitor):
     """Spike count of each population in every step (B per step), kept on the device for the whole run."""
 
-    def setup(self, network: Network, total_steps: int) -> None:
+    checkpoint_fields = ("counts",)
+
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         self.dt_ms = network.dt_ms
         self.sizes = network.population_sizes()
-        self.first_step = network.step_count
+        self.first_step = start_step
         self.counts = {
             name: torch.zeros(total_steps - self.first_step, network.batch, dtype=torch.int32, device=network.device)
             for name in network.populations
@@ -117,12 +122,14 @@ class PopulationRateMonitor(Monitor):
 class RasterMonitor(Monitor):
     """Spike times of the first ``n_neurons`` neurons per population (replica 0), ``duration_steps`` into the window."""
 
+    checkpoint_fields = ("blocks",)
+
     def __init__(self, window_start_step: int, n_neurons: int, duration_steps: int) -> None:
         super().__init__(window_start_step)
         self.n_neurons = n_neurons
         self.duration_steps = duration_steps
 
-    def setup(self, network: Network, total_steps: int) -> None:
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         self.end_step = min(total_steps, self.window_start_step + self.duration_steps)
         self.blocks: dict[str, list[tuple[int, Tensor]]] = {name: [] for name in network.populations}
 

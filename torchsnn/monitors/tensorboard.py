@@ -31,6 +31,12 @@ class TensorBoardLogger:
         self.logged_bins = n_bins
         self.writer.flush()
 
+    def state_dict(self) -> dict[str, int]:
+        return {"logged_bins": self.logged_bins}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.logged_bins = int(state["logged_bins"])
+
     def log_rates(self, rates_hz: dict[str, np.ndarray], tag: str = "rate_hz", step: int = 0) -> None:
         for name, r in rates_hz.items():
             self.writer.add_histogram(f"{tag}/{name}", np.asarray(r).ravel(), step)

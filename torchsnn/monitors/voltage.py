@@ -19,11 +19,13 @@ class SynchronyMonitor(Monitor):
     chi -> 1 for full synchrony. Reported per population and replica.
     """
 
+    checkpoint_fields = ("acc",)
+
     def __init__(self, window_start_step: int, every_steps: int) -> None:
         super().__init__(window_start_step)
         self.every_steps = every_steps
 
-    def setup(self, network: Network, total_steps: int) -> None:
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         dev, b = network.device, network.batch
         self.acc = {
             name: {

@@ -13,14 +13,16 @@ class WeightMonitor(Monitor):
     the mean rate estimate (trace) of every traced population. Results hold the time series and the final |w|
     per edge (B, E)."""
 
+    checkpoint_fields = ("next_step", "series", "trace_series")
+
     def __init__(self, every_steps: int) -> None:
         super().__init__(0)
         self.every_steps = max(1, int(every_steps))
 
-    def setup(self, network: Network, total_steps: int) -> None:
+    def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         self.network = network
         self.dt_ms = network.dt_ms
-        self.next_step = network.step_count
+        self.next_step = start_step
         self.series: dict[str, list[tuple[float, float, float]]] = {
             name: [] for name, p in network.projections.items() if p.plastic
         }
