@@ -6,3 +6,5 @@ Units are carried in names everywhere (code and YAML): time in milliseconds (``_
 """
 
 __version__ = "0.1.0"
+
+from torchsnn.config import schema as _schema  # noqa: F401  (registers the config schemas with Hydra)
