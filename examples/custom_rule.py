@@ -30,9 +30,15 @@ def main() -> dict:
 
     from torchsnn.pipeline import run
 
-    overrides = ["+experiment=plastic_pre", "plasticity.r_p_hz=0.3", "simulation.duration_ms=20000",
-                 "simulation.transient_ms=15000", "network.populations.E.size=4000",
-                 "network.populations.I.size=1000", "logging.progress=false"]
+    overrides = [
+        "+experiment=plastic_pre",
+        "plasticity.r_p_hz=0.3",
+        "simulation.duration_ms=20000",
+        "simulation.transient_ms=15000",
+        "network.populations.E.size=4000",
+        "network.populations.I.size=1000",
+        "logging.progress=false",
+    ]
     with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
     cfg["plasticity"]["rule"] = {"_target_": f"{__name__}.SoftBoundPreRule"}

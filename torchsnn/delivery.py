@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from torchsnn.kernels.triton_cuda import to_fixed_point
+
 
 def gather_spiking_edges(spikes: Tensor, row_ptr: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Edges leaving the neurons that spiked in a block.
@@ -51,7 +53,8 @@ def deliver_block(
         row_ptr, post_index: CSR of the scaffold block.
         weight_mv: signed weights, a 0-d tensor (homogeneous), (E,) shared by replicas, (B, E), or with
             ``per_row`` (B, N_pre), one weight per presynaptic neuron.
-        ring: (R, B, N_post) float32 delay ring buffer.
+        ring: (R, B, N_post) delay ring buffer: float32 mV, or int64 fixed-point units (the GPU path's
+            deterministic ring, see torchsnn.kernels.triton_cuda).
         first_slot: t0 + D, the absolute step at which step 0 of the block arrives (taken mod R).
     """
     n_slots, batch, n_post = ring.shape
@@ -59,11 +62,13 @@ def deliver_block(
     if per_row:
         w = weight_mv[replica, neuron]
     elif weight_mv.dim() == 0:
-        w = weight_mv.to(ring.dtype).expand(edge.numel())
+        w = weight_mv.expand(edge.numel())
     elif weight_mv.dim() == 1:
         w = weight_mv[edge]
     else:
         w = weight_mv[replica, edge]
+    # a fixed-point ring (the GPU path) takes the weights as the kernels convert them
+    w = w.to(ring.dtype) if ring.dtype.is_floating_point else to_fixed_point(w)
     slot = (step + first_slot) % n_slots
     flat = (slot * batch + replica) * n_post + post_index[edge].long()
     ring.view(-1).index_add_(0, flat, w)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from torchsnn.estimators import RateEstimator
+from torchsnn.kernels import triton_cuda
 from torchsnn.populations import ExternalDrive, NeuronPopulation
 from torchsnn.projection import Projection
 from torchsnn.validation import check_int, require
@@ -107,6 +108,11 @@ class Network(nn.Module):
     def batch(self) -> int:
         return next(iter(self.populations.values())).batch
 
+    def ring_dtype(self) -> torch.dtype:
+        """float32 mV, or int64 fixed-point units where the Triton kernels run (deterministic atomics)."""
+        probe = next(iter(self.buffers()))
+        return torch.int64 if triton_cuda.triton_enabled(probe) else torch.float32
+
     def ring(self, population: str) -> Tensor:
         return getattr(self, f"ring_{population}")
 
@@ -123,7 +129,11 @@ class Network(nn.Module):
         check_int("replicas", batch, minimum=1)
         for name, pop in self.populations.items():
             pop.reset_state(batch, generator)
-            setattr(self, f"ring_{name}", torch.zeros(self.ring_slots, batch, pop.size, device=self.device))
+            setattr(
+                self,
+                f"ring_{name}",
+                torch.zeros(self.ring_slots, batch, pop.size, device=self.device, dtype=self.ring_dtype()),
+            )
         for name, est in self.estimators.items():
             est.reset_state(batch, (initial_rates_hz or {}).get(name))
         for name, proj in self.projections.items():

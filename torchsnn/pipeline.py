@@ -193,10 +193,26 @@ def run_simulation(
     return built, result
 
 
+def replica_r_p(cfg: dict[str, Any], batch: int) -> np.ndarray:
+    """The trace rate of each replica (B,)."""
+    r_p = (cfg.get("plasticity") or {}).get("r_p_hz", 1.0)
+    return np.asarray(r_p, dtype=np.float64) if isinstance(r_p, (list, tuple)) else np.full(batch, float(r_p))
+
+
+def alpha_summary(alpha: np.ndarray, r_p: Any) -> dict[str, Any]:
+    return {
+        "r_p_hz": r_p,
+        "alpha_mean": float(alpha.mean()),
+        "alpha_median": float(np.median(alpha)),
+        "alpha_q10": float(np.quantile(alpha, 0.1)),
+        "alpha_q90": float(np.quantile(alpha, 0.9)),
+    }
+
+
 def summarise_plasticity(cfg: dict[str, Any], summary: dict[str, Any], result: SimulationResult) -> None:
     """Simulated weight distributions, measured convergence and the distribution of alpha = nu / r_p."""
     w = result.extra["weights"]
-    r_p = float(cfg["plasticity"]["r_p_hz"])
+    r_p = replica_r_p(cfg, result.batch)
     summary["simulation_weights"] = {
         name: {
             "weight_mean_mv": float(v.mean()),
@@ -225,14 +241,10 @@ def summarise_plasticity(cfg: dict[str, Any], summary: dict[str, Any], result: S
     summary["convergence"] = convergence
     summary["alpha"] = {}
     for name in w["final_rate_estimates_hz"]:
-        alpha = result.rates_hz(name).flatten().numpy() / r_p
-        summary["alpha"][name] = {
-            "r_p_hz": r_p,
-            "alpha_mean": float(alpha.mean()),
-            "alpha_median": float(np.median(alpha)),
-            "alpha_q10": float(np.quantile(alpha, 0.1)),
-            "alpha_q90": float(np.quantile(alpha, 0.9)),
-        }
+        alpha = result.rates_hz(name).numpy() / r_p[:, None]
+        summary["alpha"][name] = alpha_summary(alpha.ravel(), r_p[0] if np.all(r_p == r_p[0]) else r_p.tolist())
+        if np.any(r_p != r_p[0]):
+            summary["alpha"][name]["by_replica"] = [alpha_summary(a, float(r)) for a, r in zip(alpha, r_p, strict=True)]
     log.info("convergence: %s", {k: round(v, 4) for k, v in convergence.items()})
 
 
@@ -267,6 +279,9 @@ def run_comparison(
             100 * metrics["std_rel_error"],
         )
     summary["comparison"] = comparison
+    r_p = replica_r_p(cfg, sim.batch) if plastic_projections(cfg) else None
+    if r_p is not None and sim.batch > 1 and np.any(r_p != r_p[0]):
+        summary["comparison_by_replica"] = compare_replicas(sim, theory, r_p, window_s, rng)
     if theory.weights and "weights" in sim.extra:
         summary["comparison_weights"] = {}
         for name, d in theory.weights.items():
@@ -311,6 +326,25 @@ class RunStoppedError(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def compare_replicas(
+    sim: SimulationResult, theory: Theory, r_p: np.ndarray, window_s: float, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Replicas that differ in r_p probe several alphas in one run: the comparison of each replica alone."""
+    rows = []
+    for b, rate in enumerate(r_p):
+        row: dict[str, Any] = {"replica": b, "r_p_hz": float(rate)}
+        for name, d in theory.rates.items():
+            simulated = sim.rates_hz(name)[b].numpy()
+            row[f"alpha_mean_{name}"] = float(simulated.mean() / rate)
+            std_counted = float(np.sqrt(d.std**2 + d.mean / window_s))
+            row[name] = compare_samples(simulated, d.with_counting_noise(window_s, rng), d.mean, std_counted)
+        for name, d in theory.weights.items():
+            simulated = sim.extra["weights"]["final_weights_mv"][name][b].numpy()
+            row[f"weights_{name}"] = compare_samples(simulated, d.samples, unit="mv")
+        rows.append(row)
+    return rows
 
 
 def run(cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -416,8 +450,8 @@ def write_figures(
             weights_sim, weights_th, run_dir / "weights.png", "|w| (mV)", f"weight distributions: {what}"
         )
     if sim and "weights" in sim.extra:
-        r_p = float(cfg["plasticity"]["r_p_hz"])
-        alpha = {n: sim.rates_hz(n).numpy().ravel() / r_p for n in sim.extra["weights"]["final_rate_estimates_hz"]}
+        r_p = replica_r_p(cfg, sim.batch)[:, None]
+        alpha = {n: (sim.rates_hz(n).numpy() / r_p).ravel() for n in sim.extra["weights"]["final_rate_estimates_hz"]}
         distribution_panels(alpha, {}, run_dir / "alpha.png", "alpha = nu / r_p", "reliability of the traces")
         weight_series_figure(sim.extra["weights"]["series"], run_dir / "weights_over_time.png", sim.transient_ms)
 
@@ -430,7 +464,7 @@ def log_to_tensorboard(
         if "weights" in sim.extra:
             w = sim.extra["weights"]
             tb.log_rates({n: v.numpy() for n, v in w["final_weights_mv"].items()}, tag="simulation/weight_mv")
-            r_p = float(summary["alpha"][next(iter(summary["alpha"]))]["r_p_hz"]) if summary.get("alpha") else 1.0
+            r_p = np.asarray(next(iter(summary["alpha"].values()))["r_p_hz"], dtype=float).reshape(-1, 1)
             tb.log_rates({n: sim.rates_hz(n).numpy() / r_p for n in w["final_rate_estimates_hz"]}, tag="alpha")
             tb.log_weight_series(w["series"])
     if theory:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from torchsnn import kernels
 from torchsnn.delivery import deliver_block
+from torchsnn.kernels import triton_cuda
 from torchsnn.validation import check_non_negative, require
 
 if TYPE_CHECKING:
@@ -165,6 +166,17 @@ class Projection(nn.Module):
         """Add the block's spikes of the pre population (M, B, N_pre) into the post ring buffer (compiled kernel on
         the CPU, torch reference elsewhere; identical input either way)."""
         first_slot = block_start_step + self.delay_steps
+        if triton_cuda.triton_enabled(ring) and not ring.dtype.is_floating_point:
+            triton_cuda.deliver(
+                spikes,
+                self.row_ptr,
+                self.post_index,
+                self.weight_mv,
+                ring,
+                first_slot,
+                per_row=self.layout == "per_row",
+            )
+            return
         if ring.device.type == "cpu" and kernels.cpu_kernels_enabled():
             args = (spikes.numpy(), self.row_ptr.numpy(), self.post_index.numpy())
             slot = first_slot % ring.shape[0]

@@ -49,10 +49,14 @@ def test_unknown_keys_fail_at_composition(override):
     assert f"full_key: {override.split('=')[0]}" in str(err.value.__cause__)
 
 
-
 def test_the_cli_names_the_key_and_the_value():
-    out = subprocess.run([sys.executable, "-m", "torchsnn.run", "simulation.dt_ms=abc"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "torchsnn.run", "simulation.dt_ms=abc"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "simulation.dt_ms" in text and "abc" in text

@@ -100,6 +100,12 @@ def build_scaffold(cfg: Mapping[str, Any], rng: np.random.Generator) -> SparseSc
     return SparseScaffold.build(sizes, rules, rng)
 
 
+def r_p_values(plasticity: Mapping[str, Any]) -> float | list[float]:
+    """``plasticity.r_p_hz``: one rate, or one per replica."""
+    r_p = plasticity.get("r_p_hz", 1.0)
+    return [float(v) for v in r_p] if isinstance(r_p, (list, tuple)) else float(r_p)
+
+
 def build_plasticity_rule(cfg: Mapping[str, Any]) -> Any:
     """The plasticity rule of ``cfg`` (None without plastic projections)."""
     plasticity = cfg.get("plasticity") or {}
@@ -145,7 +151,7 @@ def build_network(
     traced = {end for name in plastic for end in (projections[name].pre, projections[name].post)}
     estimators = {
         name: RateEstimator(
-            populations[name].size, float(plasticity["r_p_hz"]), dt, float(plasticity.get("initial_rate_hz", 0.0))
+            populations[name].size, r_p_values(plasticity), dt, float(plasticity.get("initial_rate_hz", 0.0))
         )
         for name in sorted(traced)
     }

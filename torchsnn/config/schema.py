@@ -71,7 +71,7 @@ class ScaffoldSchema:
 class PlasticitySchema:
     rule: Any = None
     projections: list[str] = field(default_factory=list)
-    r_p_hz: float = 1.0
+    r_p_hz: Any = 1.0  # one rate, or a list with one per replica
     update_every_ms: float = 5.0
     initial_weights: str = "constant"
     initial_traces: str = "theory"

@@ -42,7 +42,11 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
         check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))
     validate_network(_section(cfg, "network"), dt)
-    validate_plasticity(cfg.get("plasticity") or {}, cfg["network"], dt)
+    validate_plasticity({**(cfg.get("plasticity") or {}), "_replicas": sim.get("replicas", 1)}, cfg["network"], dt)
+
+
+def replicas_of(plasticity: Mapping[str, Any]) -> int:
+    return int(plasticity.get("_replicas", 1))
 
 
 INITIAL_WEIGHTS = ("constant", "random", "theory")
@@ -71,7 +75,19 @@ def validate_plasticity(plasticity: Mapping[str, Any], network: Mapping[str, Any
         rule,
         "plastic projections need a rule with _target_ (e.g. torchsnn.plasticity.SaturatingPreRule)",
     )
-    check_positive("plasticity.r_p_hz", plasticity.get("r_p_hz"))
+    r_p = plasticity.get("r_p_hz")
+    if isinstance(r_p, (list, tuple)):
+        replicas = replicas_of(plasticity)
+        require(
+            len(r_p) == replicas,
+            "plasticity.r_p_hz",
+            r_p,
+            f"a list needs one value per replica (simulation.replicas = {replicas})",
+        )
+        for i, value in enumerate(r_p):
+            check_positive(f"plasticity.r_p_hz[{i}]", value)
+    else:
+        check_positive("plasticity.r_p_hz", r_p)
     every = check_positive("plasticity.update_every_ms", plasticity.get("update_every_ms", 1.0))
     require(every >= dt_ms, "plasticity.update_every_ms", every, f"must be >= simulation.dt_ms ({dt_ms})")
     require(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -20,37 +20,55 @@ class RateEstimator(nn.Module):
 
     Args:
         size: number of neurons.
-        r_p_hz: degradation rate (a scalar, or one value per replica).
+        r_p_hz: degradation rate: one value, or one per replica (replicas then probe several alphas in one run).
         dt_ms: time step.
         init_rate_hz: initial estimate (the trace starts at init_rate_hz / r_p).
     """
 
-    def __init__(self, size: int, r_p_hz: float, dt_ms: float, init_rate_hz: float = 0.0) -> None:
+    def __init__(self, size: int, r_p_hz: float | Sequence[float], dt_ms: float, init_rate_hz: float = 0.0) -> None:
         super().__init__()
         self.size = int(size)
-        self.r_p_hz = check_positive("r_p_hz", r_p_hz)
+        values = list(r_p_hz) if isinstance(r_p_hz, Sequence) else [r_p_hz]
+        for i, v in enumerate(values):
+            check_positive("r_p_hz" if len(values) == 1 else f"r_p_hz[{i}]", v)
         self.dt_ms = check_positive("dt_ms", dt_ms)
         self.init_rate_hz = check_non_negative("init_rate_hz", init_rate_hz)
-        self.decay = math.exp(-self.r_p_hz * self.dt_ms * 1e-3)
+        # (R, 1) with R = 1 or one row per replica; float64 so that decay**M stays exact enough over long runs
+        self.register_buffer("r_p_hz", torch.tensor(values, dtype=torch.float64).view(-1, 1))
         self.register_buffer("trace", torch.zeros(1, self.size))
 
+    @property
+    def per_replica(self) -> bool:
+        return self.r_p_hz.shape[0] > 1
+
+    def _decay(self) -> Tensor:
+        return torch.exp(-self.r_p_hz * self.dt_ms * 1e-3)
+
     def reset_state(self, batch: int, init_rate_hz: Tensor | float | None = None) -> None:
+        if self.per_replica and self.r_p_hz.shape[0] != batch:
+            raise ValueError(
+                f"r_p_hz has {self.r_p_hz.shape[0]} values (one per replica) but there are {batch} replicas"
+            )
         rate = self.init_rate_hz if init_rate_hz is None else init_rate_hz
-        x0 = torch.as_tensor(rate, dtype=torch.float32, device=self.trace.device) / self.r_p_hz
+        x0 = torch.as_tensor(rate, dtype=torch.float32, device=self.trace.device) / self.r_p_hz.float()
         self.trace = x0.expand(batch, self.size).clone()
 
     def step(self, spikes: Tensor) -> None:
         """Decay the trace over one step and add this step's spikes (B, N)."""
-        self.trace.mul_(self.decay).add_(spikes.to(self.trace.dtype))
+        self.trace.mul_(self._decay().float()).add_(spikes.to(self.trace.dtype))
 
     def update_block(self, spikes: Tensor) -> None:
         """The same for a block of steps (M, B, N): x <- d^M x + sum_s d^(M-1-s) spikes[s]."""
         m = spikes.shape[0]
-        weights = self.decay ** torch.arange(m - 1, -1, -1, dtype=torch.float64, device=spikes.device)
-        self.trace.mul_(self.decay**m).add_(
-            torch.tensordot(weights.to(self.trace.dtype), spikes.to(self.trace.dtype), 1)
+        powers = torch.arange(m - 1, -1, -1, dtype=torch.float64, device=spikes.device)
+        weights = self._decay() ** powers  # (R, M)
+        added = (
+            torch.einsum("rm,mbn->bn", weights.float(), spikes.to(self.trace.dtype))
+            if not self.per_replica
+            else torch.einsum("bm,mbn->bn", weights.float(), spikes.to(self.trace.dtype))
         )
+        self.trace.mul_((self._decay() ** m).float()).add_(added)
 
     def rate_hz(self) -> Tensor:
         """Current estimate nu_hat = r_p x (B, N)."""
-        return self.trace * self.r_p_hz
+        return self.trace * self.r_p_hz.float()

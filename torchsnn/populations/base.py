@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from torchsnn.kernels.triton_cuda import from_fixed_point
 from torchsnn.validation import check_int, check_positive
 
 
@@ -56,7 +57,8 @@ class NeuronPopulation(nn.Module, ABC):
         voltages = []
         for s in range(n_steps):
             slot = ring[(first_slot + s) % n_slots]
-            spikes[s] = self.step(slot if drive is None else slot + drive[s])
+            arriving = slot if slot.dtype.is_floating_point else from_fixed_point(slot)
+            spikes[s] = self.step(arriving if drive is None else arriving + drive[s])
             slot.zero_()
             if s in record_steps:
                 voltages.append(self.v_mv.clone())

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from torchsnn import kernels
+from torchsnn.kernels import triton_cuda
 from torchsnn.populations.base import NeuronPopulation
 from torchsnn.validation import check_non_negative, check_positive, require
 
@@ -97,7 +98,22 @@ class LIFPopulation(NeuronPopulation):
     def run_block(
         self, ring: Tensor, first_slot: int, drive: Tensor | None, n_steps: int, record_steps: list[int]
     ) -> tuple[Tensor, list[Tensor]]:
-        """As the base class; on the CPU a compiled kernel runs the whole block (identical results)."""
+        """As the base class; a compiled kernel runs the whole block: numba on the CPU (identical results), Triton
+        on the GPU (one launch per block, fixed-point ring)."""
+        if triton_cuda.triton_enabled(self.v_mv) and not ring.dtype.is_floating_point:
+            return triton_cuda.lif_block(
+                self.v_mv,
+                self.refractory_left,
+                ring,
+                first_slot,
+                drive,
+                n_steps,
+                record_steps,
+                self.decay,
+                self.theta_mv,
+                self.v_reset_mv,
+                self.refractory_steps,
+            )
         if self.v_mv.device.type != "cpu" or not kernels.cpu_kernels_enabled():
             return super().run_block(ring, first_slot, drive, n_steps, record_steps)
         spikes = torch.empty(n_steps, *self.v_mv.shape, dtype=torch.bool)
