@@ -30,7 +30,7 @@ def _compose(overrides):
         ("logging.progress=maybe", "logging.progress"),
         ("meanfield.gh_order_mu=many", "meanfield.gh_order_mu"),
         ("network.populations.E.size=big", "network.populations.E.size"),
-        ("plasticity.r_p_hz=fast", "plasticity.r_p_hz"),
+        ("plasticity.update_every_ms=fast", "plasticity.update_every_ms"),
     ],
 )
 def test_wrong_types_fail_at_composition(override, key):
