@@ -23,7 +23,7 @@ from torchsnn.analysis.figures import activity_overview, distribution_panels, we
 from torchsnn.analysis.metrics import compare_samples
 from torchsnn.checkpoint import CheckpointWriter, restore
 from torchsnn.config import BuiltRun, build_network
-from torchsnn.config.builder import Seeds, build_scaffold
+from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import SimulationAbortedError
 from torchsnn.meanfield.build import model_from_config
@@ -36,6 +36,7 @@ from torchsnn.meanfield.distributions import (
 )
 from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.solver import SolveResult, solve
+from torchsnn.memory import check_memory
 from torchsnn.monitors.tensorboard import TensorBoardLogger
 from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
@@ -371,6 +372,10 @@ def run(cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None
     scaffold = sim = theory = matched = None
     try:
         if mode in ("simulate", "compare"):
+            device = resolve_device(cfg["simulation"].get("device", "auto"))
+            parts = check_memory(cfg, device)
+            summary["run"]["memory_estimate_gib"] = parts["total"] / 2**30
+            log.info("memory estimate: %.2f GiB on %s", parts["total"] / 2**30, device)
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
         if mode in ("theory", "compare") or needs_prediction:
             theory = run_theory(cfg, summary if mode != "simulate" else {}, scaffold)
