@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
 from torchsnn.analysis.metrics import compare_samples
 from torchsnn.checkpoint import CheckpointWriter, restore
 from torchsnn.config import BuiltRun, build_network
 from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
+from torchsnn.config.instantiate import instantiate
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import SimulationAbortedError
 from torchsnn.meanfield.build import model_from_config
@@ -44,7 +46,7 @@ from torchsnn.scaffold import SparseScaffold
 from torchsnn.simulation import SimulationInterruptedError, SimulationResult, simulate
 
 log = logging.getLogger("torchsnn")
-MODES = ("theory", "simulate", "compare")
+MODES = ("theory", "simulate", "compare", "study")
 
 
 @dataclass
@@ -348,7 +350,9 @@ def compare_replicas(
     return rows
 
 
-def run(cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(
+    cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None, raw: DictConfig | None = None
+) -> dict[str, Any]:
     """Run ``cfg['mode']`` and write everything into ``run_dir``; returns the summary. ``resume`` (a checkpoint)
     continues an interrupted run of the same config.
 
@@ -357,6 +361,12 @@ def run(cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None
     mode = cfg.get("mode", "compare")
     validate_run_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if mode == "study":
+        study = instantiate(cfg.get("study") or {}, "study")
+        log.info("study %s", type(study).__name__)
+        summary = study.run(raw if raw is not None else OmegaConf.create(cfg), run_dir)
+        log.info("outputs in %s (report.md)", run_dir)
+        return summary
     logs = cfg["logging"]
     summary: dict[str, Any] = {"run": {"mode": mode, "seed": cfg["seed"]}}
     if resume is not None:

@@ -111,6 +111,8 @@ def degree_densities(
             ax.plot(ke, se, "s", ms=3, color="C3", alpha=0.6, label=r"realised $\rho^*_K$")
         ax.set_title(label)
         ax.set_xlabel("in-degree k")
+        cdf = np.cumsum(rho)
+        ax.set_xlim(k[0], k[min(np.searchsorted(cdf, 0.999), len(k) - 1)])
     axes[0][0].set_ylabel("density")
     axes[0][0].legend(frameon=False, fontsize=8)
     fig.tight_layout()

@@ -49,8 +49,9 @@ class MeanFieldSchema:
     scaffold_bins: int = 16
     gh_order_mu: int = 16
     gh_order_sigma: int = 4
-    qmc_points: int = 4096
-    lowrank_tol: float = 1e-3
+    qmc_points: int = 1024
+    lowrank_tol: float = 1e-2
+    lowrank_max_rate_hz: float = 40.0
     tol: float = 1e-10
     max_iter: int = 40
     continuation: int = 0

@@ -95,20 +95,21 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
     for name, p in (cfg["network"].get("projections") or {}).items():
         sign = populations[p["pre"]].sign
         if name in plastic:
+            top = float(mf.get("lowrank_max_rate_hz", 40.0))
             block, info[name] = plastic_block(
                 p["post"],
                 p["pre"],
                 rule,
                 sign,
-                ceilings[p["pre"]],
-                ceilings[p["post"]],
-                float(mf.get("lowrank_tol", 1e-3)),
+                min(top, ceilings[p["pre"]]),
+                min(top, ceilings[p["post"]]),
+                float(mf.get("lowrank_tol", 1e-2)),
             )
         else:
             block = BlockTheory.static(p["post"], p["pre"], sign * float(p["weight_mv"]))
         blocks.append(block)
     model = MeanFieldModel(
-        pops, blocks, int(mf.get("gh_order_mu", 24)), int(mf.get("gh_order_sigma", 6)), int(mf.get("qmc_points", 4096))
+        pops, blocks, int(mf.get("gh_order_mu", 16)), int(mf.get("gh_order_sigma", 4)), int(mf.get("qmc_points", 1024))
     )
     model.block_info = info
     model.block_names = list(cfg["network"].get("projections") or {})

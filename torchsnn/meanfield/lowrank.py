@@ -3,8 +3,8 @@ r"""Separable expansion of a non-separable steady state (theory §4, §5.5):
     f(x, y) ~ sum_{m=1..M} a_m(x) b_m(y)
 
 from the SVD of f on a grid of presynaptic (x) and postsynaptic (y) rates; M is the smallest rank whose relative
-Frobenius error on the grid is below ``tol``. The factors are piecewise-linear interpolants (differentiable in
-torch). The same is done for f^2, which the sigma features need."""
+Frobenius error on the grid is below ``tol``. The factors are smooth Chebyshev fits (differentiable in torch).
+The same is done for f^2, which the sigma features need."""
 
 from __future__ import annotations
 
@@ -17,25 +17,27 @@ from torch import Tensor
 
 
 @dataclass
-class Interpolant:
-    """Piecewise-linear function of a rate on a fixed grid (constant beyond its ends)."""
+class ChebyshevFactor:
+    """A smooth function of a rate on [0, max]: a Chebyshev series in t = 2 sqrt(nu / max) - 1 (dense at low rates,
+    where neurons fire), evaluated by Clenshaw's recurrence (differentiable, no kinks for Newton); constant
+    beyond max."""
 
-    grid_hz: Tensor
-    values: Tensor
+    max_hz: float
+    coefficients: Tensor
 
     def __call__(self, nu_hz: Tensor) -> Tensor:
-        g = self.grid_hz
-        x = nu_hz.clamp(float(g[0]), float(g[-1]))
-        i = torch.searchsorted(g, x.detach().contiguous()).clamp(1, g.numel() - 1)
-        x0, x1 = g[i - 1], g[i]
-        t = (x - x0) / (x1 - x0)
-        return self.values[i - 1] * (1 - t) + self.values[i] * t
+        t = 2.0 * torch.sqrt(nu_hz.clamp(0.0, self.max_hz) / self.max_hz + 1e-30) - 1.0
+        b1 = torch.zeros_like(t)
+        b2 = torch.zeros_like(t)
+        for c in self.coefficients.flip(0)[:-1]:
+            b1, b2 = 2.0 * t * b1 - b2 + c, b1
+        return t * b1 - b2 + self.coefficients[0]
 
 
 @dataclass
 class SeparableExpansion:
-    pre: list[Interpolant]
-    post: list[Interpolant]
+    pre: list[ChebyshevFactor]
+    post: list[ChebyshevFactor]
     relative_error: float
 
     @property
@@ -55,6 +57,7 @@ def separable_expansion(
     tol: float = 1e-3,
     max_rank: int = 6,
     points: int = 160,
+    degree: int = 40,
 ) -> SeparableExpansion:
     """Rank-M expansion of f(nu_pre, nu_post) with relative Frobenius error <= tol on the grid."""
     x = torch.as_tensor(rate_grid(max_pre_hz, points))
@@ -68,6 +71,13 @@ def separable_expansion(
         error = float(torch.linalg.norm(table - approx)) / total
         if error <= tol:
             break
-    pre = [Interpolant(x, u[:, m] * s[m]) for m in range(rank)]
-    post = [Interpolant(y, vt[m]) for m in range(rank)]
+    t = np.linspace(-1.0, 1.0, points)  # the grids are quadratic in nu, i.e. uniform in t
+    degree = min(degree, points - 1)
+
+    def factor(values: Tensor, top: float) -> ChebyshevFactor:
+        coefficients = np.polynomial.chebyshev.chebfit(t, values.numpy(), degree)
+        return ChebyshevFactor(top, torch.as_tensor(coefficients))
+
+    pre = [factor(u[:, m] * s[m], max_pre_hz) for m in range(rank)]
+    post = [factor(vt[m], max_post_hz) for m in range(rank)]
     return SeparableExpansion(pre, post, error)

@@ -226,9 +226,13 @@ class MeanFieldModel:
                 np.stack(np.meshgrid(*[g[1] for g in grids], indexing="ij"), -1).reshape(-1, len(orders)), -1
             )
             return torch.as_tensor(nodes), torch.as_tensor(weights)
+        # antithetic pairs (eta, -eta): odd moments vanish exactly, as for Gauss–Hermite, so F stays smooth in the
+        # covariances down to zero (a one-sided rule has d/dC ~ mean(eta) / sqrt(C) there)
         engine = torch.quasirandom.SobolEngine(len(orders), scramble=True, seed=0)
-        u = engine.draw(self.qmc_points, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
-        return torch.special.ndtri(u), torch.full((self.qmc_points,), 1.0 / self.qmc_points, dtype=torch.float64)
+        u = engine.draw(max(1, self.qmc_points // 2), dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+        eta = torch.special.ndtri(u)
+        eta = torch.cat([eta, -eta])
+        return eta, torch.full((eta.shape[0],), 1.0 / eta.shape[0], dtype=torch.float64)
 
     # ------------------------------------------------------------------ rates
     def rates_at(
@@ -274,7 +278,11 @@ class MeanFieldModel:
         col = 2
         for i, block, kb, m, c in dependent:
             d = block.n_features
-            chol = torch.linalg.cholesky(c + torch.diag(1e-12 * self._feature_scales[i] ** 2))
+            # during the iterations C may be slightly indefinite: shift it to positive definite (the shift is
+            # detached, so the gradient is that of C; at the fixed point C is PSD and the shift is the jitter)
+            jitter = 1e-12 * self._feature_scales[i] ** 2
+            shift = (-torch.linalg.eigvalsh(c.detach() / jitter.sqrt().outer(jitter.sqrt()))[0]).clamp(min=0.0)
+            chol = torch.linalg.cholesky(c + torch.diag(jitter * (1.0 + 1.01 * shift)))
             z = kb[:, None, None] * m + torch.sqrt(kb)[:, None, None] * (xi[..., col : col + d] @ chol.T)
             col += d
             for j, h in enumerate(block.mu_post + block.sigma_post):
@@ -381,8 +389,9 @@ class MeanFieldModel:
         return torch.cat(parts)
 
     def _block_feature_scales(self, block: BlockTheory) -> Tensor:
-        nu = torch.tensor([REFERENCE_RATE_HZ], dtype=torch.float64)
-        return torch.cat([ud.abs() for ud in block.features(nu)]).clamp(min=1e-9)
+        """Typical size of every feature g_d(nu) nu: its largest magnitude over rates up to 5 x the reference."""
+        nu = torch.linspace(0.0, 5 * REFERENCE_RATE_HZ, 101, dtype=torch.float64)
+        return torch.stack([ud.abs().max() for ud in block.features(nu)]).clamp(min=1e-9)
 
     def scales(self) -> Tensor:
         """Typical magnitudes of the unknowns, so that residuals are compared on one footing."""
@@ -393,13 +402,18 @@ class MeanFieldModel:
         return torch.cat(parts)
 
     def project(self, x: Tensor) -> Tensor:
-        """Nearest admissible point: every block's covariance positive semi-definite (eigenvalues clipped at 0) and
-        the means of w^2-type features non-negative."""
+        """Nearest admissible point: non-negative variances and means of w^2-type features, and (blocks of two
+        features, the combined 2-D case) a positive semi-definite covariance. Larger covariances may be slightly
+        indefinite during the iterations; ``rates_at`` shifts them."""
         out = x.clone()
         for i, block in enumerate(self.blocks):
             m, c = self.block_means_cov(x, i)
-            vals, vecs = torch.linalg.eigh(c)
-            c = vecs @ torch.diag(vals.clamp(min=0)) @ vecs.T
+            if block.n_features == 2:
+                vals, vecs = torch.linalg.eigh(c)
+                c = vecs @ torch.diag(vals.clamp(min=0)) @ vecs.T
+            else:
+                c = c.clone()
+                c.diagonal().clamp_(min=0)
             d = block.n_features
             rows, cols = torch.triu_indices(d, d)
             m = torch.cat([m[: len(block.mu_pre)], m[len(block.mu_pre) :].clamp(min=0)])

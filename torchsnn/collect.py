@@ -1,0 +1,113 @@
+"""Gather the runs of a sweep into one table: ``python -m torchsnn.collect <multirun folder> [--x KEY] [--y KEY]``.
+
+Every job folder below the given one that holds a ``summary.json`` becomes a row: its Hydra overrides
+(``.hydra/overrides.yaml``) as columns, then every number of its summary flattened to dotted keys
+(``comparison.E.ks``). Writes ``collected.csv`` and, with ``--x``/``--y``, ``collected.png`` (y against x, one line
+per value of the other overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(node, (int, float, str, bool)) or node is None:
+        return {prefix: node}
+    return {}
+
+
+def overrides_of(job: Path) -> dict[str, str]:
+    path = job / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return {}
+    return dict(item.lstrip("+").split("=", 1) for item in yaml.safe_load(path.read_text()) or [] if "=" in item)
+
+
+def collect(folder: Path) -> list[dict[str, Any]]:
+    rows = []
+    for summary in sorted(folder.rglob("summary.json")):
+        job = summary.parent
+        row: dict[str, Any] = {"job": str(job.relative_to(folder))}
+        row.update({f"override.{k}": v for k, v in overrides_of(job).items()})
+        row.update(flatten(json.loads(summary.read_text())))
+        rows.append(row)
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def plot(rows: list[dict[str, Any]], x: str, y: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = sorted(k for k in rows[0] if k.startswith("override.") and k != x)
+    groups: dict[tuple, list[tuple[float, float]]] = {}
+    for row in rows:
+        if x in row and y in row and row[y] is not None:
+            groups.setdefault(tuple(row.get(k) for k in others), []).append((float(row[x]), float(row[y])))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for k, (label, points) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+        points.sort()
+        name = ", ".join(f"{o.removeprefix('override.')}={v}" for o, v in zip(others, label, strict=True)) or y
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=f"C{k % 10}", label=name)
+    ax.set_xlabel(x.removeprefix("override."))
+    ax.set_ylabel(y)
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="a multirun folder (or any folder holding run folders)")
+    parser.add_argument("--x", help="column for the x axis, e.g. override.scaffold.r")
+    parser.add_argument("--y", default="comparison.E.ks", help="column for the y axis")
+    args = parser.parse_args(argv)
+    rows = collect(args.folder)
+    if not rows:
+        print(f"no summary.json below {args.folder}")
+        return 1
+    out = write_csv(rows, args.folder / "collected.csv")
+    print(f"{len(rows)} runs -> {out}")
+    if args.x:
+        print(f"figure -> {plot(rows, args.x, args.y, args.folder / 'collected.png')}")
+    keys = [k for k in rows[0] if k.startswith("override.")] + [args.y]
+    for row in rows:
+        values = [row.get(k) for k in keys]
+        print(
+            "  ".join(
+                f"{k.removeprefix('override.')}={v:.4g}"
+                if isinstance(v, float) and math.isfinite(v)
+                else f"{k.removeprefix('override.')}={v}"
+                for k, v in zip(keys, values, strict=True)
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
