@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
 from torchsnn.analysis.metrics import compare_samples
+from torchsnn.analysis.report import write_report
 from torchsnn.checkpoint import CheckpointWriter, restore
 from torchsnn.config import BuiltRun, build_network
 from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
@@ -351,7 +352,11 @@ def compare_replicas(
 
 
 def run(
-    cfg: dict[str, Any], run_dir: Path, resume: dict[str, Any] | None = None, raw: DictConfig | None = None
+    cfg: dict[str, Any],
+    run_dir: Path,
+    resume: dict[str, Any] | None = None,
+    raw: DictConfig | None = None,
+    hparams: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg['mode']`` and write everything into ``run_dir``; returns the summary. ``resume`` (a checkpoint)
     continues an interrupted run of the same config.
@@ -421,8 +426,12 @@ def run(
         write_json(run_dir / "summary.json", summary)
         if logs.get("figures", True):
             write_figures(run_dir, cfg, sim, theory if mode != "simulate" else None, matched)
+        write_run_report(run_dir, summary)
         if tb:
             log_to_tensorboard(tb, summary, sim, theory if mode != "simulate" else None)
+            tb.log_figures(run_dir)
+            if hparams:
+                tb.log_hparams(hparams, summary)
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
@@ -430,6 +439,26 @@ def run(
             tb.close()
     log.info("outputs in %s", run_dir)
     return summary
+
+
+def write_run_report(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """report.md: the run's numbers as tables, and its figures."""
+    sections: list[tuple[str, Any]] = [("Run", [summary["run"]])]
+    for section in ("simulation", "theory", "comparison"):
+        if section in summary:
+            sections.append((section.capitalize(), [{"population": p, **v} for p, v in summary[section].items()]))
+    for section in ("simulation_weights", "theory_weights", "comparison_weights"):
+        if section in summary:
+            sections.append(
+                (section.replace("_", " ").capitalize(), [{"projection": p, **v} for p, v in summary[section].items()])
+            )
+    if "theory_solver" in summary:
+        sections.append(("Mean-field solve", [summary["theory_solver"]]))
+    for key in ("convergence", "aborted", "interrupted"):
+        if key in summary:
+            sections.append((key.capitalize(), [summary[key]]))
+    sections += [(png.stem, png) for png in sorted(run_dir.glob("*.png"))]
+    return write_report(run_dir / "report.md", "torchsnn run", sections)
 
 
 def write_figures(

@@ -39,7 +39,8 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError("mode", plain.get("mode"), f"must be one of {', '.join(MODES)}")
         if resume is None:
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        run(plain, run_dir, resume, raw=None if resume else cfg)
+        overrides = dict(o.lstrip("+").split("=", 1) for o in HydraConfig.get().overrides.task if "=" in o)
+        run(plain, run_dir, resume, raw=None if resume else cfg, hparams=overrides)
     except ConfigError as err:
         log.error("invalid configuration: %s", err)
         sys.exit(2)

@@ -54,6 +54,27 @@ class TensorBoardLogger:
                 if isinstance(value, (int, float)) and np.isfinite(value):
                     self.writer.add_scalar(f"{section}/{pop}/{key}", value, 0)
 
+    def log_figures(self, folder: Path) -> None:
+        """Every PNG of the run folder as an image (TensorBoard's Images tab)."""
+        from PIL import Image
+
+        for png in sorted(folder.glob("*.png")):
+            image = np.asarray(Image.open(png).convert("RGB"))
+            self.writer.add_image(f"figures/{png.stem}", image, 0, dataformats="HWC")
+
+    def log_hparams(self, hparams: dict[str, object], summary: dict[str, object]) -> None:
+        """The sweep's parameters against the run's headline numbers (TensorBoard's HParams tab)."""
+        metrics = {}
+        for section in ("comparison", "comparison_weights"):
+            for name, values in (summary.get(section) or {}).items():
+                for key in ("ks", "mean_rel_error"):
+                    if isinstance(values.get(key), float) and np.isfinite(values[key]):
+                        metrics[f"hparam/{section}/{name}/{key}"] = values[key]
+        for name, values in (summary.get("simulation") or {}).items():
+            metrics[f"hparam/simulation/{name}/rate_mean_hz"] = values["rate_mean_hz"]
+        clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
+        self.writer.add_hparams(clean, metrics, run_name=".")
+
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
