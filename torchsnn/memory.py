@@ -40,7 +40,7 @@ def estimate_bytes(cfg: Mapping[str, Any]) -> dict[str, float]:
     projections = cfg["network"].get("projections") or {}
     delays = [round(float(p["delay_ms"]) / dt) for p in projections.values()] or [1]
     block, slots = max(1, min(delays)), max(delays)
-    steps = round(float(sim["duration_ms"]) / dt) - 0
+    steps = round(float(sim["duration_ms"]) / dt)
     plastic = set((cfg.get("plasticity") or {}).get("projections") or [])
     edges = expected_edges(cfg)
     e_static = sum(e for n, e in edges.items() if n not in plastic)

@@ -201,9 +201,16 @@ class Network(nn.Module):
     def restore_state(self, state: dict[str, object]) -> None:
         """Inverse of :meth:`checkpoint_state` (buffers replaced, whatever their shape, on this device)."""
         device = self.device
+        ring_dtype = self.ring_dtype()
         for name, value in state["buffers"].items():
             owner_name, _, leaf = name.rpartition(".")
             owner = self.get_submodule(owner_name) if owner_name else self
+            if leaf.startswith("ring_") and value.dtype != ring_dtype:  # saved on another kind of device
+                value = (
+                    triton_cuda.to_fixed_point(value)
+                    if ring_dtype == torch.int64
+                    else triton_cuda.from_fixed_point(value)
+                )
             setattr(owner, leaf, value.to(device))
         for name, layout in state["layouts"].items():
             self.projections[name].layout = layout

@@ -29,7 +29,7 @@ from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import SimulationAbortedError
-from torchsnn.meanfield.build import model_from_config
+from torchsnn.meanfield.build import model_from_config, solve_options
 from torchsnn.meanfield.distributions import (
     Distribution,
     neuron_rates,
@@ -69,14 +69,7 @@ def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseSca
     mf = cfg.get("meanfield") or {}
     t0 = time.perf_counter()
     model = model_from_config(cfg, scaffold=scaffold)
-    result = solve(
-        model,
-        tol=float(mf.get("tol", 1e-10)),
-        max_iter=int(mf.get("max_iter", 40)),
-        continuation=int(mf.get("continuation", 0)),
-        initial_rate_hz=float(mf.get("initial_rate_hz", 5.0)),
-        require_stable=bool(mf.get("require_stable", True)),
-    )
+    result = solve(model, **solve_options(cfg))
     rng = np.random.default_rng(int(cfg["seed"]))
     n = int(mf.get("samples", 200_000))
     samples = {name: sample_population(model, result.x, name, n, rng) for name in model.populations}
@@ -97,8 +90,15 @@ def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseSca
         summary["theory_weights"] = {
             name: {**d.summary(), **model.block_info.get(name, {})} for name, d in weights.items()
         }
+    multiple = {}
+    with torch.no_grad():
+        for name in model.populations:
+            if model.has_implicit_rates(name):
+                nodes = model.node_rates(result.x, name)
+                multiple[name] = nodes.multiple_roots / nodes.nu_hz.numel()
     summary["theory_solver"] = {
         **result.diagnostics(),
+        "fraction_of_nodes_with_several_stable_rates": multiple,
         "degrees": mf.get("degrees", "laws"),
         "total_wall_time_s": time.perf_counter() - t0,
     }
@@ -286,6 +286,7 @@ def run_comparison(
     r_p = replica_r_p(cfg, sim.batch) if plastic_projections(cfg) else None
     if r_p is not None and sim.batch > 1 and np.any(r_p != r_p[0]):
         summary["comparison_by_replica"] = compare_replicas(sim, theory, r_p, window_s, rng)
+        summary["comparison_note"] = "replicas differ in r_p: comparison pools them; see comparison_by_replica"
     if theory.weights and "weights" in sim.extra:
         summary["comparison_weights"] = {}
         for name, d in theory.weights.items():

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torchsnn import kernels
 from torchsnn.delivery import deliver_block
 from torchsnn.kernels import triton_cuda
+from torchsnn.plasticity.base import RelaxationRule
 from torchsnn.validation import check_non_negative, require
 
 if TYPE_CHECKING:
@@ -62,6 +63,12 @@ class Projection(nn.Module):
         require(delay_ms >= dt_ms * (1 - 1e-9), "delay_ms", delay_ms, f"must be >= dt_ms ({dt_ms})")
         self.delay_ms = float(delay_ms)
         self.delay_steps = max(1, round(delay_ms / dt_ms))
+        require(
+            abs(self.delay_steps * dt_ms - delay_ms) <= 1e-6 * dt_ms,
+            "delay_ms",
+            delay_ms,
+            f"must be a whole number of time steps (dt_ms = {dt_ms})",
+        )
         self.rule = rule
         self.layout = "homogeneous"
         self.register_buffer("row_ptr", block.row_ptr.to(torch.int64))
@@ -137,7 +144,8 @@ class Projection(nn.Module):
         """CPU fast path for separable relaxation rules on per-edge weights: the factors are computed per neuron
         (O(N)), the exact relaxation of the E edges runs in one compiled loop (same arithmetic as the rule's
         ``update`` up to float rounding)."""
-        factors = self.rule.factors() if hasattr(self.rule, "tau_w_ms") else None
+        exact = isinstance(self.rule, RelaxationRule) and type(self.rule).update is RelaxationRule.update
+        factors = self.rule.factors() if exact else None
         if (
             factors is None
             or self.layout != "per_edge"

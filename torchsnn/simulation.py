@@ -132,7 +132,7 @@ def simulate(
     next_callback = start_step + callback_every
     if resume:
         for key, mon in named.items():
-            mon.load_state_dict(resume["monitors"][key])
+            mon.load_state_dict(resume["monitors"][key], network.device)
         for cb, state in zip(callbacks, resume["callbacks"], strict=True):
             if state is not None:
                 cb.load_state_dict(state)

@@ -29,7 +29,7 @@ def solve_once(experiment: str, seed: int | None, threads: int = 1) -> dict:
     t_import = time.perf_counter()
     import torch
 
-    from torchsnn.meanfield.build import model_from_config
+    from torchsnn.meanfield.build import model_from_config, solve_options
     from torchsnn.meanfield.solver import solve
 
     import_s = time.perf_counter() - t_import
@@ -42,14 +42,7 @@ def solve_once(experiment: str, seed: int | None, threads: int = 1) -> dict:
     t0 = time.perf_counter()
     model = model_from_config(cfg)
     t1 = time.perf_counter()
-    result = solve(
-        model,
-        tol=float(mf.get("tol", 1e-10)),
-        max_iter=int(mf.get("max_iter", 40)),
-        continuation=int(mf.get("continuation", 0)),
-        initial_rate_hz=float(mf.get("initial_rate_hz", 5.0)),
-        raise_on_failure=False,
-    )
+    result = solve(model, **{**solve_options(cfg), "raise_on_failure": False, "require_stable": False})
     t2 = time.perf_counter()
     return {
         "experiment": experiment,

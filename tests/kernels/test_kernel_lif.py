@@ -16,9 +16,9 @@ from kernel_helpers import cpu_kernels, random_floats
 from torchsnn.populations import LIFPopulation
 
 PARAMS = [
-    # tau_ref_ms -> refractory steps at dt 0.1: 2.0 -> 20 (longer than a block), 0.25 -> 2 (round half even), 0
+    # tau_ref_ms -> refractory steps at dt 0.1: 2.0 -> 20 (longer than a block), 0.3 -> 2 (round half even), 0
     {"tau_ref_ms": 2.0},
-    {"tau_ref_ms": 0.25},
+    {"tau_ref_ms": 0.3},
     {"tau_ref_ms": 0.0},
     {"tau_ref_ms": 0.5, "tau_m_ms": 10.0, "theta_mv": 15.0, "v_reset_mv": -5.0},
 ]

@@ -120,6 +120,6 @@ for label, on in (("gpu path", "1"), ("cpu path", "0")):
 a, b = rates["gpu path"], rates["cpu path"]
 se = float(torch.sqrt(a.var() / a.numel() + b.var() / b.numel()))
 print(f"network mean E rate: gpu path {float(a.mean()):.2f} Hz, cpu path {float(b.mean()):.2f} Hz (se {se:.2f})")
-check("network rates statistically equal", abs(float(a.mean() - b.mean())) < 4 * se + 0.5)
+check("network rates statistically equal", abs(float(a.mean() - b.mean())) < 4 * se)
 
 sys.exit(1 if failures else 0)

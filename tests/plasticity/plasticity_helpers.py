@@ -58,8 +58,9 @@ def simulate_poisson_pairs(
     f = rule.steady_state(
         torch.tensor([nu_pre_hz], dtype=torch.float64), torch.tensor([nu_post_hz], dtype=torch.float64)
     )
-    proj.reset_weights(1, torch.full((n,), float(f), dtype=torch.float32))
-    assert proj.layout == ("per_row" if rule.pre_only and per_row else proj.layout)
+    initial = torch.full((n,), float(f), dtype=torch.float32)
+    proj.reset_weights(1, initial if per_row else initial[None, :])  # (N_pre,): per row; (B, E): per edge
+    assert proj.layout == ("per_row" if rule.pre_only and per_row else "per_edge")
     block = max(1, round(update_every_ms / dt_ms))
     p_pre, p_post = nu_pre_hz * dt_ms * 1e-3, nu_post_hz * dt_ms * 1e-3
     for _ in range(math.ceil(duration_ms / (block * dt_ms))):

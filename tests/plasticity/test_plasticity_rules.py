@@ -67,15 +67,15 @@ def test_closed_forms() -> None:
     assert cov.factors() is None and not cov.pre_only
 
 
-def test_per_row_and_per_edge_layouts_give_identical_weights() -> None:
-    rule = SaturatingPreRule(0.2, 5.0, tau_w_ms=500.0)
-    per_row = simulate_poisson_pairs(rule, 8.0, 6.0, 1.0, 50, 2000.0, seed=3)
-    proj = Projection("AB", one_to_one_block(50), 1.0, 1.0, 1.0, 1.0, rule)
-    proj.reset_weights(1, torch.full((1, 50), 0.1))  # (B, E): per-edge layout
-    assert proj.layout == "per_edge"
-    proj.reset_weights(1, torch.full((50,), 0.1))  # (N_pre,) for a pre-only rule: per-row layout
-    assert proj.layout == "per_row"
-    assert per_row.shape == (50,)
+@pytest.mark.parametrize("name", ["saturating_pre", "homeostatic_pre"])
+def test_per_row_and_per_edge_layouts_give_identical_weights(name: str) -> None:
+    """A pre-only rule gives every edge of a presynaptic row the same history: keeping one weight per row (the
+    fast layout) must equal keeping one per edge, spike for spike."""
+    rule = RULES[name]
+    per_row = simulate_poisson_pairs(rule, 8.0, 6.0, 1.0, 50, 3000.0, seed=3, per_row=True)
+    per_edge = simulate_poisson_pairs(rule, 8.0, 6.0, 1.0, 50, 3000.0, seed=3, per_row=False)
+    assert torch.equal(per_row, per_edge)
+    assert float(per_row.std()) > 0  # the weights did move with the noisy estimates
 
 
 def test_inhibitory_plastic_projection_keeps_its_sign() -> None:

@@ -2,7 +2,7 @@
 N_E = 10,000, N_I = 2,500, C_E = 1,000, C_I = 250, J = 0.1 mV, D = 1.5 ms, dt = 0.1 ms.
 
 Reference: the diffusion-approximation self-consistent rate 37.95 Hz (shared/performance.md; NEST measured
-37.8 Hz and Brian2 36.6 Hz on the same model). Tolerance 5 %: the theory neglects the finite-size and
+37.8 Hz and Brian2 36.6 Hz on the same model). Tolerance 1.5 % (the bar is 5 %): the theory neglects the finite-size and
 finite-C corrections and the weak fast oscillation of this state, and the rate of one 1 s window of one network
 fluctuates by much less (12,500 neurons x 38 spikes).
 
@@ -44,7 +44,8 @@ def _check(summary) -> None:
     for name, n in (("E", 10000), ("I", 2500)):
         s = summary[name]
         assert s["n_neurons"] == n
-        assert s["rate_mean_hz"] == pytest.approx(REFERENCE_RATE_HZ, rel=0.05), (name, s)
+        # the bar is 5 %; measured -0.3 to -0.6 %, so 1.5 % still fails on a one-step refractory error
+        assert s["rate_mean_hz"] == pytest.approx(REFERENCE_RATE_HZ, rel=0.015), (name, s)
         assert 0.3 < s["cv_isi_mean"] < 0.6, (name, s)
         assert s["fraction_silent"] < 0.01
 

@@ -158,3 +158,30 @@ def test_rate_estimator_initial_rate_and_relaxation():
     expected = stationary + (nu0 - stationary) * d**n  # exact discrete mean of the linear recursion
     assert expected == pytest.approx(nu + (nu0 - nu) * math.exp(-1.0), rel=1e-3)
     assert float(est.rate_hz().double().mean()) == pytest.approx(expected, abs=0.7)
+
+
+def test_block_update_with_one_rate_per_replica_equals_per_step_decay():
+    """Replicas that differ in r_p (alpha sweeps in one run): each replica's trace follows its own r_p, and the
+    block update equals the per-step recursion x <- exp(-r_p dt) x + spikes."""
+    import torch
+
+    from torchsnn.estimators import RateEstimator
+
+    r_p = [0.05, 0.5, 5.0]
+    block, stepwise = RateEstimator(40, r_p, 0.1, 7.0), RateEstimator(40, r_p, 0.1, 7.0)
+    block.reset_state(3)
+    stepwise.reset_state(3)
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(200):
+        spikes = torch.rand(15, 3, 40, generator=gen) < 0.01
+        block.update_block(spikes)
+        for s in range(15):
+            stepwise.step(spikes[s])
+    torch.testing.assert_close(block.trace, stepwise.trace, rtol=1e-12, atol=1e-12)
+    decays = torch.exp(-torch.tensor(r_p, dtype=torch.float64) * 0.1e-3)
+    # the replica with the slowest trace remembers its initial value longest
+    x0 = 7.0 / torch.tensor(r_p, dtype=torch.float64)
+    remaining = x0 * decays**3000
+    assert torch.all(block.trace.min(-1).values >= remaining - 1e-9)
+    with pytest.raises(ValueError, match="one per replica"):
+        RateEstimator(10, r_p, 0.1).reset_state(2)

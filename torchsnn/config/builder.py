@@ -25,11 +25,16 @@ class Seeds:
 
     scaffold: np.random.Generator
     dynamics: int
+    initial_state: np.random.Generator
 
     @classmethod
     def from_seed(cls, seed: int) -> Seeds:
-        scaffold_ss, dynamics_ss = np.random.SeedSequence(seed).spawn(2)
-        return cls(np.random.default_rng(scaffold_ss), int(dynamics_ss.generate_state(1, dtype=np.uint64)[0] >> 1))
+        scaffold_ss, dynamics_ss, initial_ss = np.random.SeedSequence(seed).spawn(3)
+        return cls(
+            np.random.default_rng(scaffold_ss),
+            int(dynamics_ss.generate_state(1, dtype=np.uint64)[0] >> 1),
+            np.random.default_rng(initial_ss),
+        )
 
 
 @dataclass
@@ -151,16 +156,16 @@ def build_network(
     traced = {end for name in plastic for end in (projections[name].pre, projections[name].post)}
     estimators = {
         name: RateEstimator(
-            populations[name].size, r_p_values(plasticity), dt, float(plasticity.get("initial_rate_hz", 0.0))
+            populations[name].size, r_p_values(plasticity), dt, float(plasticity.get("initial_rate_hz", 5.0))
         )
         for name in sorted(traced)
     }
     network = Network(
-        populations, drives, projections, dt, estimators, float(plasticity.get("update_every_ms", 1.0))
+        populations, drives, projections, dt, estimators, float(plasticity.get("update_every_ms", 5.0))
     ).to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seeds.dynamics)
-    rates, weights = initial_plastic_state(cfg, network, predicted_rates_hz, seeds.scaffold)
+    rates, weights = initial_plastic_state(cfg, network, predicted_rates_hz, seeds.initial_state)
     network.reset(int(sim.get("replicas", 1)), generator, initial_weights_mv=weights, initial_rates_hz=rates)
     return BuiltRun(network, scaffold, device, generator, cfg)
 

@@ -88,7 +88,7 @@ def validate_plasticity(plasticity: Mapping[str, Any], network: Mapping[str, Any
             check_positive(f"plasticity.r_p_hz[{i}]", value)
     else:
         check_positive("plasticity.r_p_hz", r_p)
-    every = check_positive("plasticity.update_every_ms", plasticity.get("update_every_ms", 1.0))
+    every = check_positive("plasticity.update_every_ms", plasticity.get("update_every_ms", 5.0))
     require(every >= dt_ms, "plasticity.update_every_ms", every, f"must be >= simulation.dt_ms ({dt_ms})")
     require(
         plasticity.get("initial_weights", "constant") in INITIAL_WEIGHTS,
@@ -102,7 +102,7 @@ def validate_plasticity(plasticity: Mapping[str, Any], network: Mapping[str, Any
         plasticity.get("initial_traces"),
         f"must be one of {', '.join(INITIAL_TRACES)}",
     )
-    check_non_negative("plasticity.initial_rate_hz", plasticity.get("initial_rate_hz", 0.0))
+    check_non_negative("plasticity.initial_rate_hz", plasticity.get("initial_rate_hz", 5.0))
 
 
 def validate_device(field: str, spec: Any) -> None:
@@ -160,6 +160,12 @@ def validate_network(net: Mapping[str, Any], dt_ms: float) -> None:
             f"{path}.delay_ms",
             delay,
             f"must be >= simulation.dt_ms ({dt_ms}): delta synapses need at least one step of delay",
+        )
+        require(
+            abs(round(delay / dt_ms) * dt_ms - delay) <= 1e-6 * dt_ms,
+            f"{path}.delay_ms",
+            delay,
+            f"must be a whole number of time steps (simulation.dt_ms = {dt_ms})",
         )
         conn = proj.get("connectivity")
         require(

@@ -35,7 +35,7 @@ class RateEstimator(nn.Module):
         self.init_rate_hz = check_non_negative("init_rate_hz", init_rate_hz)
         # (R, 1) with R = 1 or one row per replica; float64 so that decay**M stays exact enough over long runs
         self.register_buffer("r_p_hz", torch.tensor(values, dtype=torch.float64).view(-1, 1))
-        self.register_buffer("trace", torch.zeros(1, self.size))
+        self.register_buffer("trace", torch.zeros(1, self.size, dtype=torch.float64))  # decays ~ 1 - 1e-6 per step
 
     @property
     def per_replica(self) -> bool:
@@ -50,25 +50,21 @@ class RateEstimator(nn.Module):
                 f"r_p_hz has {self.r_p_hz.shape[0]} values (one per replica) but there are {batch} replicas"
             )
         rate = self.init_rate_hz if init_rate_hz is None else init_rate_hz
-        x0 = torch.as_tensor(rate, dtype=torch.float32, device=self.trace.device) / self.r_p_hz.float()
+        x0 = torch.as_tensor(rate, dtype=torch.float64, device=self.trace.device) / self.r_p_hz
         self.trace = x0.expand(batch, self.size).clone()
 
     def step(self, spikes: Tensor) -> None:
         """Decay the trace over one step and add this step's spikes (B, N)."""
-        self.trace.mul_(self._decay().float()).add_(spikes.to(self.trace.dtype))
+        self.trace.mul_(self._decay()).add_(spikes.to(self.trace.dtype))
 
     def update_block(self, spikes: Tensor) -> None:
         """The same for a block of steps (M, B, N): x <- d^M x + sum_s d^(M-1-s) spikes[s]."""
         m = spikes.shape[0]
         powers = torch.arange(m - 1, -1, -1, dtype=torch.float64, device=spikes.device)
         weights = self._decay() ** powers  # (R, M)
-        added = (
-            torch.einsum("rm,mbn->bn", weights.float(), spikes.to(self.trace.dtype))
-            if not self.per_replica
-            else torch.einsum("bm,mbn->bn", weights.float(), spikes.to(self.trace.dtype))
-        )
-        self.trace.mul_((self._decay() ** m).float()).add_(added)
+        pattern = "bm,mbn->bn" if self.per_replica else "rm,mbn->bn"
+        self.trace.mul_(self._decay() ** m).add_(torch.einsum(pattern, weights, spikes.to(self.trace.dtype)))
 
     def rate_hz(self) -> Tensor:
-        """Current estimate nu_hat = r_p x (B, N)."""
-        return self.trace * self.r_p_hz.float()
+        """Current estimate nu_hat = r_p x (B, N), float32 (the traces themselves are float64)."""
+        return (self.trace * self.r_p_hz).float()

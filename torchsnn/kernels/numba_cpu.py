@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 try:
     import numba
     from numba import njit
@@ -175,11 +173,7 @@ if NUMBA_AVAILABLE:
                 w[b, e] = m * sign
 
 
-def as_float32(value: float) -> np.float32:
-    return np.float32(value)
-
-
-__all__ = ["NUMBA_AVAILABLE", "as_float32", "cpu_kernels_enabled", "set_cpu_kernels"]
+__all__ = ["NUMBA_AVAILABLE", "cpu_kernels_enabled", "set_cpu_kernels"]
 if NUMBA_AVAILABLE:
     __all__ += [
         "deliver_per_edge",

@@ -70,7 +70,7 @@ if TRITON_AVAILABLE:
         """One program per (step, replica, presynaptic neuron). WEIGHT_MODE 0: one weight; 1: (E,) shared by the
         replicas; 2: (B, E); 3: (B, N_pre) per presynaptic row. Weights are float32 mV, turned into int64 ring
         units (x scale, truncated) before the atomic addition."""
-        pid = tl.program_id(0)
+        pid = tl.program_id(0).to(tl.int64)  # int64 offsets: R B N and B E may exceed 2^31
         spiked = tl.load(spikes_ptr + pid)
         if spiked != 0:
             neuron = pid % n_pre
@@ -103,7 +103,8 @@ if TRITON_AVAILABLE:
         ring_ptr,
         drive_ptr,
         spikes_ptr,
-        record_ptr,
+        record_first,
+        record_every,
         v_record_ptr,
         first_slot,
         n_steps,
@@ -118,7 +119,7 @@ if TRITON_AVAILABLE:
         BLOCK: tl.constexpr,
     ):
         """``count`` = B * N neurons; each program owns BLOCK of them for all the block's steps."""
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < count
         v = tl.load(v_ptr + offs, mask=mask, other=0.0)
         ref = tl.load(ref_ptr + offs, mask=mask, other=0)
@@ -137,7 +138,7 @@ if TRITON_AVAILABLE:
             v = tl.where(refractory | spike, v_reset, vn)
             ref = tl.where(spike, refractory_steps, tl.where(refractory, ref - 1, ref))
             tl.store(spikes_ptr + s * count + offs, spike.to(tl.int8), mask=mask)
-            if tl.load(record_ptr + s) != 0:
+            if s >= record_first and (s - record_first) % record_every == 0:
                 tl.store(v_record_ptr + k * count + offs, v, mask=mask)
                 k += 1
         tl.store(v_ptr + offs, v, mask=mask)
@@ -193,10 +194,10 @@ def lif_block(
     """``n_steps`` LIF steps for every (replica, neuron); the ring's slots are read (ring units) and cleared."""
     count = v.numel()
     spikes = torch.empty(n_steps, *v.shape, dtype=torch.int8, device=v.device)
-    record = torch.zeros(n_steps, dtype=torch.int8, device=v.device)
-    steps = sorted(set(record_steps))
-    if steps:
-        record[steps] = 1
+    steps = sorted(set(record_steps))  # an arithmetic progression (voltage sampling): first step and stride
+    first, every = (steps[0], steps[1] - steps[0] if len(steps) > 1 else n_steps) if steps else (n_steps, 1)
+    if any(s != first + i * every for i, s in enumerate(steps)):
+        raise ValueError(f"record_steps must be evenly spaced, got {steps}")
     v_record = torch.empty(max(len(steps), 1), *v.shape, dtype=v.dtype, device=v.device)
     _lif_block_kernel[(triton.cdiv(count, block),)](
         v,
@@ -204,7 +205,8 @@ def lif_block(
         ring,
         drive if drive is not None else v,
         spikes,
-        record,
+        first,
+        every,
         v_record,
         first_slot % ring.shape[0],
         n_steps,

@@ -57,6 +57,18 @@ def plastic_block(
     return block, info
 
 
+def solve_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The solver's keyword arguments from ``cfg['meanfield']``."""
+    mf = cfg.get("meanfield") or {}
+    return {
+        "tol": float(mf.get("tol", 1e-10)),
+        "max_iter": int(mf.get("max_iter", 40)),
+        "continuation": int(mf.get("continuation", 0)),
+        "initial_rate_hz": float(mf.get("initial_rate_hz", 5.0)),
+        "require_stable": bool(mf.get("require_stable", True)),
+    }
+
+
 def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None) -> MeanFieldModel:
     """Mean-field model of ``cfg``. ``meanfield.degrees`` = ``laws`` takes the degree laws of the connectivity
     rules; ``scaffold`` the realised degrees of ``scaffold`` (which must then be given). The model's
@@ -116,4 +128,4 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
     return model
 
 
-__all__ = ["DEGREE_SOURCES", "model_from_config", "plastic_block"]
+__all__ = ["DEGREE_SOURCES", "model_from_config", "plastic_block", "solve_options"]

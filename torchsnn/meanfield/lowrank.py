@@ -8,6 +8,7 @@ The same is done for f^2, which the sigma features need."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,10 @@ def separable_expansion(
         error = float(torch.linalg.norm(table - approx)) / total
         if error <= tol:
             break
+    if error > tol:
+        logging.getLogger("torchsnn").warning(
+            "separable expansion stopped at rank %d with relative error %.3g > tolerance %.3g", rank, error, tol
+        )
     t = np.linspace(-1.0, 1.0, points)  # the grids are quadratic in nu, i.e. uniform in t
     degree = min(degree, points - 1)
 

@@ -152,9 +152,9 @@ class MeanFieldModel:
         self,
         populations: list[PopulationTheory],
         blocks: list[BlockTheory],
-        gh_order_mu: int = 24,
-        gh_order_sigma: int = 6,
-        qmc_points: int = 4096,
+        gh_order_mu: int = 16,
+        gh_order_sigma: int = 4,
+        qmc_points: int = 1024,
         root_grid: int = 24,
     ) -> None:
         self.populations = {p.name: p for p in populations}
@@ -219,17 +219,24 @@ class MeanFieldModel:
             orders = [max(4, self.gh_order_mu // 2), max(2, self.gh_order_sigma // 2)]
             for _, b in dependent:
                 orders += [max(4, self.gh_order_mu // 3)] * len(b.mu_pre) + [2] * len(b.sigma_pre)
-        if len(orders) <= 4 or coarse:
+        if coarse and len(orders) > 4:  # a product rule would explode: a few antithetic Sobol points instead
+            return self._sobol(len(orders), 128)
+        if len(orders) <= 4:
             grids = [gauss_hermite_normal(o) for o in orders]
             nodes = np.stack(np.meshgrid(*[g[0] for g in grids], indexing="ij"), -1).reshape(-1, len(orders))
             weights = np.prod(
                 np.stack(np.meshgrid(*[g[1] for g in grids], indexing="ij"), -1).reshape(-1, len(orders)), -1
             )
             return torch.as_tensor(nodes), torch.as_tensor(weights)
-        # antithetic pairs (eta, -eta): odd moments vanish exactly, as for Gauss–Hermite, so F stays smooth in the
-        # covariances down to zero (a one-sided rule has d/dC ~ mean(eta) / sqrt(C) there)
-        engine = torch.quasirandom.SobolEngine(len(orders), scramble=True, seed=0)
-        u = engine.draw(max(1, self.qmc_points // 2), dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+        return self._sobol(len(orders), self.qmc_points)
+
+    @staticmethod
+    def _sobol(dim: int, points: int) -> tuple[Tensor, Tensor]:
+        """Scrambled Sobol points mapped to N(0, I), in antithetic pairs (eta, -eta): odd moments vanish exactly,
+        as for Gauss–Hermite, so F stays smooth in the covariances down to zero (a one-sided rule has
+        d/dC ~ mean(eta) / sqrt(C) there)."""
+        engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=0)
+        u = engine.draw(max(1, points // 2), dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
         eta = torch.special.ndtri(u)
         eta = torch.cat([eta, -eta])
         return eta, torch.full((eta.shape[0],), 1.0 / eta.shape[0], dtype=torch.float64)

@@ -5,7 +5,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import torch
+
 from torchsnn.network import BlockOutput, Network
+
+
+def to_device(value: Any, device: torch.device | None) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) moved to ``device``."""
+    if device is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
 
 
 class Monitor(ABC):
@@ -35,9 +50,11 @@ class Monitor(ABC):
     def state_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.checkpoint_fields}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
+        """Restore the fields saved by :meth:`state_dict`, tensors moved to ``device`` (checkpoints load on the
+        CPU)."""
         for name in self.checkpoint_fields:
-            setattr(self, name, state[name])
+            setattr(self, name, to_device(state[name], device))
 
     def steps_in_window(self, out: BlockOutput) -> int:
         """Index within the block of the first step inside the window (n_steps if none)."""

@@ -12,7 +12,7 @@ from torchsnn.network import BlockOutput, Network
 
 
 class HealthMonitor(Monitor):
-    """Every ``every_steps`` (one host synchronisation per check, none in between):
+    """Every ``every_steps`` (a few host synchronisations per check, none in between):
 
     * non-finite membrane potentials, traces or plastic weights -> stop, naming the population / projection;
     * a population firing at more than ``max_rate_fraction`` of its refractory ceiling 1 / tau_ref over the last

@@ -8,7 +8,8 @@ its presynaptic population, Dale's law):
   mean-field solver uses. The base class finds it from the drift (vectorised bracketing of sign changes over
   [w_min, w_max], bisection and a Newton polish, the stable root kept); a subclass may give a closed form;
 * ``factors()`` — optional separable factors (f_pre, f_post) with f = f_pre(nu_pre) f_post(nu_post);
-* ``pre_only`` — the steady state does not depend on nu_post (f = f(nu_pre)).
+* ``pre_only`` — the drift, hence the steady state, does not depend on nu_post (f = f(nu_pre)); the simulator
+  may then keep one weight per presynaptic neuron.
 
 The simulator calls ``update(w, nu_pre, nu_post, dt_ms)`` every ``update_every_ms``; the base class integrates the
 drift with explicit midpoint substeps and clips to the bounds; relaxation rules use the exact solution.

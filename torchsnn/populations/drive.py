@@ -103,10 +103,10 @@ class PoissonDrive(ExternalDrive):
 
     def sources(self) -> list[tuple[float, float]]:
         """(expected events per step, signed jump in mV) of each kind of source that is present."""
-        per_ms = self.dt_ms * 1e-3
+        dt_s = self.dt_ms * 1e-3
         kinds = [
-            (self.k_ext * self.nu_ext_hz * per_ms, self.j_ext_mv),
-            (self.k_ext_inh * self.nu_ext_inh_hz * per_ms, -self.j_ext_inh_mv),
+            (self.k_ext * self.nu_ext_hz * dt_s, self.j_ext_mv),
+            (self.k_ext_inh * self.nu_ext_inh_hz * dt_s, -self.j_ext_inh_mv),
         ]
         return [(lam, j) for lam, j in kinds if lam > 0 and j != 0]
 

@@ -65,6 +65,12 @@ class LIFPopulation(NeuronPopulation):
         )
         self.decay = math.exp(-self.dt_ms / self._tau_m_ms)
         self.refractory_steps = round(self.tau_ref_ms / self.dt_ms)
+        require(
+            abs(self.refractory_steps * self.dt_ms - self.tau_ref_ms) <= 1e-6 * self.dt_ms,
+            "tau_ref_ms",
+            tau_ref_ms,
+            f"must be a whole number of time steps (dt_ms = {dt_ms}), as the theory uses it exactly",
+        )
         self.register_buffer("v_mv", torch.zeros(1, self.size))
         self.register_buffer("refractory_left", torch.zeros(1, self.size, dtype=torch.int32))
 

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from torchsnn.analysis.report import write_report
-from torchsnn.meanfield.build import model_from_config
+from torchsnn.meanfield.build import model_from_config, solve_options
 from torchsnn.meanfield.solver import solve
 from torchsnn.outputs import write_json
 from torchsnn.studies.base import Study
@@ -28,8 +28,9 @@ class AlphaSweep(Study):
 
     def run(self, cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
-        model = model_from_config(self.variant(cfg))
-        result = solve(model)
+        plain = self.variant(cfg)
+        model = model_from_config(plain)
+        result = solve(model, **solve_options(plain))
         rate = float((model.node_rates(result.x, self.population).nu_hz * model.node_weights(self.population)).sum())
         r_p = [rate / a for a in self.alphas for _ in range(self.seeds)]
         sub = self.variant(cfg, plasticity__r_p_hz=r_p, simulation__replicas=len(r_p))
