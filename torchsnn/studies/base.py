@@ -36,7 +36,7 @@ class Study(ABC):
 
     @staticmethod
     def sub_run(cfg: dict[str, Any], folder: Path) -> dict[str, Any]:
-        """Run one compare/simulate/theory job in ``folder`` (figures and TensorBoard off for speed)."""
+        """Run one compare/simulate/theory job in ``folder`` (TensorBoard and the progress bar off)."""
         from torchsnn.pipeline import run
 
         cfg = copy.deepcopy(cfg)
