@@ -72,6 +72,7 @@ FIGURES = {
     "plastic_prepost": ["rates.png", "weights.png"],
     "hetero_static": ["rates.png", "activity.png"],
     "brunel_ai": ["rates.png", "activity.png"],
+    "brunel_a_plastic": ["rates.png", "weights.png"],
 }
 
 

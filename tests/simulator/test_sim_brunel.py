@@ -28,7 +28,7 @@ REFERENCE_RATE_HZ = 37.95
 
 
 def _brunel(device: str):
-    built = build_network(compose_config(["network=brunel", f"simulation.device={device}"]))
+    built = build_network(compose_config(["+experiment=brunel_ai", f"simulation.device={device}"]))
     result = simulate(
         built.network,
         duration_ms=1200.0,
