@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -62,19 +63,23 @@ def plot(rows: list[dict[str, Any]], x: str, y: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    others = sorted(k for k in rows[0] if k.startswith("override.") and k != x)
+    overrides = sorted({k for row in rows for k in row if k.startswith("override.") and k != x})
+    varying = [k for k in overrides if len({str(row.get(k)) for row in rows}) > 1]
+    fixed = [f"{k.removeprefix('override.')}={rows[0].get(k)}" for k in overrides if k not in varying]
     groups: dict[tuple, list[tuple[float, float]]] = {}
     for row in rows:
         if x in row and y in row and row[y] is not None:
-            groups.setdefault(tuple(row.get(k) for k in others), []).append((float(row[x]), float(row[y])))
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+            groups.setdefault(tuple(row.get(k) for k in varying), []).append((float(row[x]), float(row[y])))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for k, (label, points) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
         points.sort()
-        name = ", ".join(f"{o.removeprefix('override.')}={v}" for o, v in zip(others, label, strict=True)) or y
+        name = ", ".join(f"{o.removeprefix('override.')}={v}" for o, v in zip(varying, label, strict=True)) or y
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=f"C{k % 10}", label=name)
     ax.set_xlabel(x.removeprefix("override."))
     ax.set_ylabel(y)
-    ax.legend(frameon=False, fontsize=7)
+    if fixed:
+        ax.set_title(textwrap.fill(", ".join(fixed), 90), fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

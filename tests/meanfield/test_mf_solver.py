@@ -40,6 +40,9 @@ class SyntheticModel:
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def mean_rates_hz(self, x: torch.Tensor) -> dict[str, float]:
+        return {"P": float(x.mean())}  # what the branch search ranks stable states by
+
     def with_heterogeneity(self, heterogeneity: float) -> SyntheticModel:
         return self
 
@@ -164,6 +167,30 @@ def test_unstable_fixed_point_is_found_and_flagged():
         solve(model, require_stable=True)
     assert err.value.diagnostics["stable"] is False
     assert err.value.diagnostics["leading_eigenvalues"][0][0] == pytest.approx(2.0)
+    # the branch search followed the rate dynamics away from x = 1 both ways: they run off, no stable state
+    search = result.diagnostics()["branch_search"]
+    assert search["unstable_fixed_point"]["mean_rates_hz"]["P"] == pytest.approx(1.0)
+    assert search["stable_states_mean_rates_hz"] == [] and "chosen" not in search
+
+
+def bistable_numpy(x: np.ndarray) -> np.ndarray:
+    return 2.0 * np.tanh(x) + 0.1  # three roots: two stable (slope 2 sech^2 < 1) around an unstable one near 0
+
+
+def test_bistable_problem_returns_the_lower_stable_state_and_reports_both():
+    model = SyntheticModel(lambda x: 2.0 * torch.tanh(x) + 0.1, np.zeros(1), np.ones(1))
+    result = solve(model)  # Newton from x = 0 lands on the unstable middle root
+    roots = sorted(
+        optimize.brentq(lambda v: bistable_numpy(v) - v, a, b) for a, b in ((-5.0, -1.0), (-1.0, 1.0), (1.0, 5.0))
+    )
+    assert 2.0 / np.cosh(roots[1]) ** 2 > 1.0  # the middle root is unstable, the outer ones stable
+    assert result.converged and result.stable and result.residual <= 1e-10
+    np.testing.assert_allclose(result.x.numpy(), [roots[0]], rtol=0, atol=1e-9)  # the lower stable state
+    np.testing.assert_allclose(result.eigenvalues.real, [2.0 / np.cosh(roots[0]) ** 2], atol=1e-8)
+    search = result.diagnostics()["branch_search"]
+    assert search["unstable_fixed_point"]["mean_rates_hz"]["P"] == pytest.approx(roots[1], abs=1e-6)
+    found = sorted(state["P"] for state in search["stable_states_mean_rates_hz"])
+    np.testing.assert_allclose(found, [roots[0], roots[2]], atol=1e-6)
 
 
 def test_stability_boundary_uses_real_parts():
@@ -191,3 +218,32 @@ def test_continuation_reaches_the_direct_solution():
         # the same fixed point (a unique, stable state): rates agree far below the solver's tolerance effects
         assert mean_rate_hz(model, stepped.x, name) == pytest.approx(mean_rate_hz(model, direct.x, name), rel=1e-9)
     assert math.isclose(stepped.residual, 0.0, abs_tol=1e-10)
+
+
+def test_plastic_network_with_a_saddle_gets_its_low_rate_state():
+    """rate_vs_structure, plastic, cv 0.4, r = +0.5: Newton from 5 Hz meets a saddle (E ~6 Hz, leading eigenvalue
+    ~1.17); the branch search finds the low state (the one the simulation settles in, E 3.87 Hz measured) and a
+    high-activity state, and returns the low one."""
+    from hydra import compose, initialize_config_dir
+    from mf_helpers import CONF_DIR
+    from omegaconf import OmegaConf
+
+    from torchsnn.pipeline import solve_options
+    from torchsnn.studies.base import Study
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+experiment=rate_vs_structure"])
+    plastic = {**OmegaConf.to_container(cfg.plasticity), **OmegaConf.to_container(cfg.study.plastic)}
+    plain = Study.variant(cfg, scaffold__r=0.5, scaffold__cv=0.4, plasticity=plastic)
+    model = model_from_config(plain)
+    result = solve(model, **solve_options(plain))  # require_stable: raises if no stable state was found
+    search = result.diagnostics()["branch_search"]
+    saddle = search["unstable_fixed_point"]
+    assert saddle["leading_eigenvalue"] > 1.0
+    states = sorted(search["stable_states_mean_rates_hz"], key=lambda s: s["E"])
+    assert len(states) == 2
+    low, high = states
+    assert low["E"] < saddle["mean_rates_hz"]["E"] < high["E"]  # the saddle separates the two states
+    assert result.stable and result.residual <= 1e-10
+    assert mean_rate_hz(model, result.x, "E") == pytest.approx(low["E"], rel=1e-6)
+    assert mean_rate_hz(model, result.x, "I") == pytest.approx(low["I"], rel=1e-6)

@@ -361,6 +361,14 @@ class MeanFieldModel:
         """Probabilities of the (degree node, Gaussian node) pairs under rho_K x N(0, I)."""
         return self._degree_tensors[name][1][:, None] * self._gauss[name][1][None, :]
 
+    def mean_rates_hz(self, x: Tensor) -> dict[str, float]:
+        """Population mean rates E[nu] = sum over nodes of P(node) nu(node) at the state x."""
+        with torch.no_grad():
+            return {
+                name: float((self.node_weights(name) * self.node_rates(x, name).nu_hz).sum())
+                for name in self.populations
+            }
+
     # ------------------------------------------------------------------ the map
     def block_moments(self, i: int, rates: NodeRates) -> Tensor:
         """Means and covariance entries of block i's features over rho* of its presynaptic population."""

@@ -31,6 +31,7 @@ class SolveResult:
     eigenvalues: np.ndarray
     history: list[float] = field(default_factory=list)
     continuation: list[float] = field(default_factory=list)
+    branch_search: dict[str, object] | None = None
 
     @property
     def stable(self) -> bool:
@@ -45,6 +46,7 @@ class SolveResult:
             "wall_time_s": round(self.wall_time_s, 4),
             "stable": self.stable,
             "leading_eigenvalues": [[round(float(z.real), 6), round(float(z.imag), 6)] for z in lead],
+            **({"branch_search": self.branch_search} if self.branch_search else {}),
         }
 
 
@@ -108,6 +110,48 @@ def relax(problem: FixedPointProblem, z: Tensor, steps: int, factor: float) -> T
     return z
 
 
+def follow_rate_dynamics(
+    problem: FixedPointProblem, z: Tensor, tol: float, budget: int, steps: int = 600, factor: float = 0.3
+) -> tuple[Tensor, bool]:
+    """Integrate the rate dynamics dz/dt = F(z) - z (Euler steps of ``factor``) until they settle, then polish the
+    end point with Newton. Returns (z, whether it is a converged, stable fixed point)."""
+    with torch.no_grad():
+        for _ in range(0, steps, 50):
+            z = problem.project(relax(problem, z, 50, factor))
+            g = problem.residual(z)
+            if not torch.isfinite(g).all() or float(g.abs().max()) > 1e6:
+                return z, False
+            if float(g.abs().max()) < 1e-6:
+                break
+    z, hist, _ = newton(problem, z, tol, budget)
+    if min(hist) > tol:
+        return z, False
+    _, jac = problem.residual_and_jacobian(z)
+    eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
+    return z, bool(np.max(eig.real) < 1.0)
+
+
+def mean_rates_of(model: MeanFieldModel, x: Tensor) -> dict[str, float]:
+    rates = model.mean_rates_hz(x)
+    return {name: round(value, 6) for name, value in rates.items()}
+
+
+def stable_neighbours(
+    problem: FixedPointProblem, z_saddle: Tensor, jac: Tensor, tol: float, budget: int, kick: float = 0.05
+) -> list[Tensor]:
+    """Stable fixed points the rate dynamics reach from the unstable one ``z_saddle`` when pushed either way along
+    its most unstable direction (the eigenvector of dG/dz = 1 - dF/dx with the most negative real part)."""
+    eigenvalues, vectors = np.linalg.eig(jac.detach().numpy())
+    direction = torch.as_tensor(vectors[:, int(np.argmin(eigenvalues.real))].real, dtype=z_saddle.dtype)
+    direction = direction / direction.abs().max().clamp_min(1e-300)
+    found: list[Tensor] = []
+    for sign in (1.0, -1.0):
+        z, stable = follow_rate_dynamics(problem, problem.project(z_saddle + sign * kick * direction), tol, budget)
+        if stable and all(float((z - other).abs().max()) > 1e-6 for other in found):
+            found.append(z)
+    return found
+
+
 def solve(
     model: MeanFieldModel,
     x0: Tensor | None = None,
@@ -133,6 +177,12 @@ def solve(
             returning an unconverged state (the diagnostics describe the best iterate found).
         require_stable: also raise when the fixed point found is unstable (an eigenvalue of dF/dx with real
             part >= 1): the network would not sit there, so its numbers are no prediction.
+
+    When Newton lands on an unstable fixed point (a saddle between two states of a multistable network), the
+    rate dynamics dx/dt = F(x) - x are followed from it both ways along its unstable direction; the stable
+    states reached are polished by Newton, and the one with the lowest summed population mean rate (the
+    low-activity asynchronous state) is returned. ``branch_search`` in the diagnostics lists the saddle and every
+    stable state found with their population mean rates (models without ``mean_rates_hz`` skip the search).
     """
     t0 = time.perf_counter()
     scale = model.scales()
@@ -174,6 +224,21 @@ def solve(
     problem = FixedPointProblem(model, scale)
     g, jac = problem.residual_and_jacobian(z)
     eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
+    branch_search = None
+    if converged and np.max(eig.real) >= 1.0 and hasattr(model, "mean_rates_hz"):
+        stable_states = stable_neighbours(problem, z, jac, tol, budget)
+        branch_search = {
+            "unstable_fixed_point": {
+                "mean_rates_hz": mean_rates_of(model, z * scale),
+                "leading_eigenvalue": round(float(np.max(eig.real)), 6),
+            },
+            "stable_states_mean_rates_hz": [mean_rates_of(model, s * scale) for s in stable_states],
+        }
+        if stable_states:
+            z = min(stable_states, key=lambda s: sum(model.mean_rates_hz(s * scale).values()))
+            branch_search["chosen"] = "the stable state with the lowest summed mean rate"
+            g, jac = problem.residual_and_jacobian(z)
+            eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
     result = SolveResult(
         z.detach() * scale,
         converged,
@@ -183,6 +248,7 @@ def solve(
         eig,
         history,
         levels,
+        branch_search,
     )
     if raise_on_failure and not converged:
         raise SolverError("mean-field solve did not converge", result.diagnostics())
