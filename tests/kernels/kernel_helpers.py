@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
+from testkit import CONF_DIR, compose_config  # noqa: F401 (re-exported)
 
 from torchsnn import kernels
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @contextlib.contextmanager
@@ -66,10 +64,3 @@ def random_spikes(rng: np.random.Generator, m: int, batch: int, n: int, p: float
 def random_floats(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0) -> torch.Tensor:
     """float32 values with full mantissas (sums of them round, so the order of additions shows)."""
     return torch.from_numpy((rng.standard_normal(shape) * scale).astype(np.float32))
-
-
-def compose_config(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))

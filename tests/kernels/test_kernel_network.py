@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 from kernel_helpers import compose_config, cpu_kernels
+from testkit import brunel_size_overrides
 
 from torchsnn.config import build_network
 from torchsnn.simulation import simulate
@@ -16,12 +17,7 @@ from torchsnn.simulation import simulate
 # threshold (mu_ext = 20 mV, sigma_ext = 2 mV): fluctuation-driven, irregular firing
 SMALL = [
     "+experiment=brunel_ai",
-    "network.populations.E.size=400",
-    "network.populations.I.size=100",
-    "network.projections.EE.connectivity.indegree=40",
-    "network.projections.IE.connectivity.indegree=40",
-    "network.projections.EI.connectivity.indegree=10",
-    "network.projections.II.connectivity.indegree=10",
+    *brunel_size_overrides(400, 100, 40, 10),
     "network.projections.EE.weight_mv=0.4",
     "network.projections.IE.weight_mv=0.4",
     "network.projections.EI.weight_mv=1.6",

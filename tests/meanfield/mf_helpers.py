@@ -8,23 +8,13 @@ formulas, and Hydra composition of the run configs.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, special
-
-REPO = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO / "conf"
-
-# Brunel (2000) model A neuron (theory.md §1), the package defaults of conf/neuron/lif.yaml
-LIF = {"tau_m_ms": 20.0, "theta_mv": 20.0, "v_reset_mv": 10.0, "tau_ref_ms": 2.0}
+from testkit import CONF_DIR, LIF, REPO, compose_plain, run_cli, siegert_hz  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(autouse=True)
@@ -38,21 +28,9 @@ def one_torch_thread():
 
 
 # ----------------------------------------------------------------------------------------------- references
-def siegert_ref_hz(
-    mu_mv: float,
-    sigma_mv: float,
-    *,
-    tau_m_ms: float = 20.0,
-    theta_mv: float = 20.0,
-    v_reset_mv: float = 10.0,
-    tau_ref_ms: float = 2.0,
-) -> float:
-    """phi(mu, sigma) = 1 / (tau_ref + tau_m sqrt(pi) Integral_{y_r}^{y_th} erfcx(-u) du) in Hz, by
-    scipy.integrate.quad (relative accuracy ~1e-13 for the moderate |y| <= 10 used in these tests)."""
-    y_th = (theta_mv - mu_mv) / sigma_mv
-    y_r = (v_reset_mv - mu_mv) / sigma_mv
-    integral = integrate.quad(lambda u: special.erfcx(-u), y_r, y_th, epsabs=0.0, epsrel=1e-13, limit=200)[0]
-    return 1.0 / (tau_ref_ms * 1e-3 + tau_m_ms * 1e-3 * math.sqrt(math.pi) * integral)
+def siegert_ref_hz(mu_mv: float, sigma_mv: float, **lif: float) -> float:
+    """phi(mu, sigma) in Hz by scipy quadrature (testkit.siegert_hz)."""
+    return siegert_hz(mu_mv, sigma_mv, **lif)
 
 
 def poisson_drive_moments(drive: dict[str, Any], tau_m_ms: float) -> tuple[float, float]:
@@ -65,16 +43,6 @@ def poisson_drive_moments(drive: dict[str, Any], tau_m_ms: float) -> tuple[float
 
 
 # ----------------------------------------------------------------------------------------------- configs
-def compose_plain(*overrides: str) -> dict[str, Any]:
-    """The run config composed by Hydra (as ``python -m torchsnn.run`` would), resolved to plain containers."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
 def hetero_overrides(r: float, *extra: str) -> list[str]:
     return ["+experiment=hetero_static", f"scaffold.r={r}", *extra]
 
@@ -84,19 +52,6 @@ def mean_rate_hz(model, x: torch.Tensor, name: str) -> float:
     with torch.no_grad():
         nu = model.node_rates(x, name).nu_hz
         return float((model.node_weights(name) * nu).sum())
-
-
-def run_cli(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
-    """``python -m torchsnn.run ARGS`` from the repository root, one intra-op thread."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "torchsnn.run", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def batch_se(values: Sequence[np.ndarray]) -> np.ndarray:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from testkit import REPO as ROOT
+from testkit import compose_plain as compose_plain_args
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL_PLASTIC = [
     "+experiment=plastic_pre",
     "network.populations.E.size=2000",
@@ -34,11 +32,6 @@ SMALL_PLASTIC = [
 ]
 
 
-def compose_plain(overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
-
-
 def cli(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -50,3 +43,7 @@ def cli(args: list[str], **kwargs) -> subprocess.Popen:
         text=True,
         **kwargs,
     )
+
+
+def compose_plain(overrides: list[str]) -> dict:
+    return compose_plain_args(*overrides)

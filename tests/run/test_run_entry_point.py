@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from testkit import brunel_size_overrides, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 N_E, N_I, K_E, K_I = 200, 50, 20, 5
 DURATION_MS, TRANSIENT_MS = 300.0, 100.0
 TINY = [
     "network=brunel",
     "drive=poisson",
-    f"network.populations.E.size={N_E}",
-    f"network.populations.I.size={N_I}",
-    f"network.projections.EE.connectivity.indegree={K_E}",
-    f"network.projections.IE.connectivity.indegree={K_E}",
-    f"network.projections.EI.connectivity.indegree={K_I}",
-    f"network.projections.II.connectivity.indegree={K_I}",
+    *brunel_size_overrides(N_E, N_I, K_E, K_I),
     "drive.k_ext=500",
     "drive.nu_ext_hz=10.0",
     "drive.j_ext_mv=0.2",
@@ -37,19 +29,6 @@ TINY = [
     "logging.progress=false",
     "logging.log_every_ms=50.0",
 ]
-
-
-def run_cli(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
-    # one intra-op thread: on a shared 2-core machine torch's spinning OpenMP workers slow a small run 20-fold
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "torchsnn.run", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from testkit import REPO as ROOT
+from testkit import brunel_size_overrides
 
-ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 HETERO_TINY = [
     "network.populations.E.size=400",
@@ -29,25 +29,10 @@ HETERO_TINY = [
     "meanfield.gh_order_sigma=2",
     "meanfield.degree_order=6",
 ]
+BRUNEL_TINY = [*brunel_size_overrides(400, 100, 40, 10), "simulation.duration_ms=400"]
 TINY = {
-    "brunel_ai": [
-        "network.populations.E.size=400",
-        "network.populations.I.size=100",
-        "network.projections.EE.connectivity.indegree=40",
-        "network.projections.IE.connectivity.indegree=40",
-        "network.projections.EI.connectivity.indegree=10",
-        "network.projections.II.connectivity.indegree=10",
-        "simulation.duration_ms=400",
-    ],
-    "brunel_a_plastic": [
-        "network.populations.E.size=400",
-        "network.populations.I.size=100",
-        "network.projections.EE.connectivity.indegree=40",
-        "network.projections.IE.connectivity.indegree=40",
-        "network.projections.EI.connectivity.indegree=10",
-        "network.projections.II.connectivity.indegree=10",
-        "simulation.duration_ms=400",
-    ],
+    "brunel_ai": BRUNEL_TINY,
+    "brunel_a_plastic": BRUNEL_TINY,
     "hetero_static": HETERO_TINY,
     "plastic_pre": [*HETERO_TINY, "plasticity.r_p_hz=2.0"],
     "plastic_prepost": [*HETERO_TINY, "plasticity.r_p_hz=2.0"],

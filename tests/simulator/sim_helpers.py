@@ -1,8 +1,8 @@
 """Shared helpers for the simulator tests (imported as ``sim_helpers``: a unique module name, because pytest
 replaces ``sys.modules['conftest']`` whenever it loads another directory's conftest.py, so ``from conftest import``
-breaks as soon as a sibling test folder has one): independent references (Siegert rate and ISI CV by scipy quadrature,
-the discrete-time threshold correction, a dense step-by-step network simulator), tiny hand-built networks and
-Hydra configs, and spike recording.
+breaks as soon as a sibling test folder has one): independent references (the ISI CV by scipy quadrature, the
+Siegert rate from testkit, the discrete-time threshold correction, a dense step-by-step network simulator), tiny
+hand-built networks and Hydra configs, and spike recording.
 
 Nothing here calls torchsnn.meanfield: the references are written from the formulas of theory.md §1 and §5.1.
 """
@@ -12,21 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import integrate, special
+from testkit import CONF_DIR, LIF, brunel_size_overrides, compose_config, siegert_hz  # noqa: F401 (re-exported)
 
 from torchsnn.network import Network
 from torchsnn.populations import ExternalDrive, LIFPopulation
 from torchsnn.projection import Projection
 from torchsnn.scaffold import ScaffoldBlock
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-# Brunel (2000) model A neuron, the package defaults (theory.md §1)
-LIF = {"tau_m_ms": 20.0, "theta_mv": 20.0, "v_reset_mv": 10.0, "tau_ref_ms": 2.0}
 
 # A small E/I network from conf/network/brunel.yaml: 200 E + 50 I neurons, in-degrees 20 / 5, Poisson drive of
 # 500 sources x 10 Hz x 0.2 mV (mu_ext = 20 mV at threshold, sigma_ext = 2 mV): fluctuation-driven, about 18 Hz,
@@ -34,12 +29,7 @@ LIF = {"tau_m_ms": 20.0, "theta_mv": 20.0, "v_reset_mv": 10.0, "tau_ref_ms": 2.0
 TINY_OVERRIDES = [
     "network=brunel",
     "drive=poisson",
-    "network.populations.E.size=200",
-    "network.populations.I.size=50",
-    "network.projections.EE.connectivity.indegree=20",
-    "network.projections.IE.connectivity.indegree=20",
-    "network.projections.EI.connectivity.indegree=5",
-    "network.projections.II.connectivity.indegree=5",
+    *brunel_size_overrides(200, 50, 20, 5),
     "drive.k_ext=500",
     "drive.nu_ext_hz=10.0",
     "drive.j_ext_mv=0.2",
@@ -51,22 +41,6 @@ TINY_OVERRIDES = [
 
 
 # ----------------------------------------------------------------------------------------------- theory
-def siegert_hz(
-    mu_mv: float,
-    sigma_mv: float,
-    *,
-    theta_mv: float = 20.0,
-    v_reset_mv: float = 10.0,
-    tau_m_ms: float = 20.0,
-    tau_ref_ms: float = 2.0,
-) -> float:
-    """phi(mu, sigma) = 1 / (tau_ref + tau_m sqrt(pi) Int_{y_r}^{y_th} erfcx(-u) du) by adaptive quadrature (Hz)."""
-    y_r = (v_reset_mv - mu_mv) / sigma_mv
-    y_th = (theta_mv - mu_mv) / sigma_mv
-    integral = integrate.quad(lambda u: special.erfcx(-u), y_r, y_th, epsabs=0.0, epsrel=1e-12, limit=200)[0]
-    return 1000.0 / (tau_ref_ms + tau_m_ms * math.sqrt(math.pi) * integral)
-
-
 def isi_cv_theory(
     mu_mv: float,
     sigma_mv: float,
@@ -281,11 +255,3 @@ def record_spike_times(net: Network, generator: torch.Generator | None, n_steps:
             idx[:, 0] += out.start_step
             rows[name].append(idx)
     return {name: torch.cat(r).numpy() for name, r in rows.items()}
-
-
-def compose_config(overrides: Sequence[str]):
-    """The run config composed from conf/ with Hydra's compose API."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
