@@ -49,9 +49,7 @@ def hetero_overrides(r: float, *extra: str) -> list[str]:
 
 def mean_rate_hz(model, x: torch.Tensor, name: str) -> float:
     """Population mean rate E[nu] over rho_K x N(0, I) by the model's own quadrature nodes."""
-    with torch.no_grad():
-        nu = model.node_rates(x, name).nu_hz
-        return float((model.node_weights(name) * nu).sum())
+    return model.mean_rates_hz(x)[name]
 
 
 def batch_se(values: Sequence[np.ndarray]) -> np.ndarray:

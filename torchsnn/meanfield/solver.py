@@ -127,13 +127,16 @@ def follow_rate_dynamics(
     if min(hist) > tol:
         return z, False
     _, jac = problem.residual_and_jacobian(z)
-    eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
-    return z, bool(np.max(eig.real) < 1.0)
+    return z, bool(np.max(map_eigenvalues(jac).real) < 1.0)
 
 
-def mean_rates_of(model: MeanFieldModel, x: Tensor) -> dict[str, float]:
-    rates = model.mean_rates_hz(x)
-    return {name: round(value, 6) for name, value in rates.items()}
+def map_eigenvalues(jac: Tensor) -> np.ndarray:
+    """Eigenvalues of dF/dx from the Jacobian of the residual G = 1 - dF/dx (in scaled unknowns: similar)."""
+    return np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
+
+
+def rounded_mean_rates(model: MeanFieldModel, x: Tensor) -> dict[str, float]:
+    return {name: round(value, 6) for name, value in model.mean_rates_hz(x).items()}
 
 
 def stable_neighbours(
@@ -182,7 +185,7 @@ def solve(
     rate dynamics dx/dt = F(x) - x are followed from it both ways along its unstable direction; the stable
     states reached are polished by Newton, and the one with the lowest summed population mean rate (the
     low-activity asynchronous state) is returned. ``branch_search`` in the diagnostics lists the saddle and every
-    stable state found with their population mean rates (models without ``mean_rates_hz`` skip the search).
+    stable state found with their population mean rates (``model.mean_rates_hz``).
     """
     t0 = time.perf_counter()
     scale = model.scales()
@@ -223,22 +226,23 @@ def solve(
                 step /= 2
     problem = FixedPointProblem(model, scale)
     g, jac = problem.residual_and_jacobian(z)
-    eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
+    eig = map_eigenvalues(jac)
     branch_search = None
-    if converged and np.max(eig.real) >= 1.0 and hasattr(model, "mean_rates_hz"):
+    if converged and np.max(eig.real) >= 1.0:
         stable_states = stable_neighbours(problem, z, jac, tol, budget)
+        rates = [rounded_mean_rates(model, s * scale) for s in stable_states]
         branch_search = {
             "unstable_fixed_point": {
-                "mean_rates_hz": mean_rates_of(model, z * scale),
+                "mean_rates_hz": rounded_mean_rates(model, z * scale),
                 "leading_eigenvalue": round(float(np.max(eig.real)), 6),
             },
-            "stable_states_mean_rates_hz": [mean_rates_of(model, s * scale) for s in stable_states],
+            "stable_states_mean_rates_hz": rates,
         }
         if stable_states:
-            z = min(stable_states, key=lambda s: sum(model.mean_rates_hz(s * scale).values()))
+            z = stable_states[int(np.argmin([sum(r.values()) for r in rates]))]
             branch_search["chosen"] = "the stable state with the lowest summed mean rate"
             g, jac = problem.residual_and_jacobian(z)
-            eig = np.linalg.eigvals(np.eye(jac.shape[0]) - jac.detach().numpy())
+            eig = map_eigenvalues(jac)
     result = SolveResult(
         z.detach() * scale,
         converged,
