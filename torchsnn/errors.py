@@ -45,3 +45,21 @@ class SimulationAbortedError(RuntimeError):
         self.step = step
         self.time_ms = time_ms
         super().__init__(f"simulation stopped at t = {time_ms:.1f} ms (step {step}): {diagnosis}")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: not a checkpoint, unsafe content, another format or code version,
+    a config that does not match, a different network, or overrides given with ``resume=`` (exit code 2)."""
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used: another run writes to it, or it already holds a run (exit code 2)."""
+
+
+# exit codes of ``python -m torchsnn.run`` (documented in the README)
+EXIT_OK = 0
+EXIT_INVALID = 2  # invalid configuration, checkpoint or run folder: nothing was run
+EXIT_NO_PREDICTION = 3  # the mean-field solve failed or its fixed point is unstable
+EXIT_HEALTH = 4  # a health check stopped the simulation
+EXIT_IO = 5  # results could not be written (disk full, read-only folder); what could be written is kept
+# 128 + signal number: interrupted (130 for Ctrl-C, 143 for SIGTERM)

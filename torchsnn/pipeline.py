@@ -8,6 +8,8 @@ and ``alpha``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import signal
 import time
@@ -23,12 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
 from torchsnn.analysis.metrics import compare_samples
 from torchsnn.analysis.report import write_report
-from torchsnn.checkpoint import CheckpointWriter, restore
+from torchsnn.checkpoint import CheckpointWriter, latest_checkpoint, restore
 from torchsnn.config import BuiltRun, build_network
 from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
 from torchsnn.config.instantiate import instantiate
-from torchsnn.config.validate import validate_run_config
-from torchsnn.errors import SimulationAbortedError
+from torchsnn.config.preflight import preflight
+from torchsnn.errors import CheckpointError, ConfigError, SimulationAbortedError, SolverError
 from torchsnn.meanfield.build import model_from_config, solve_options
 from torchsnn.meanfield.distributions import (
     Distribution,
@@ -43,6 +45,7 @@ from torchsnn.memory import check_memory
 from torchsnn.monitors.tensorboard import TensorBoardLogger
 from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
+from torchsnn.runguard import Interrupted, RunFolder, StopFlag, Writes
 from torchsnn.scaffold import SparseScaffold
 from torchsnn.simulation import SimulationInterruptedError, SimulationResult, simulate
 
@@ -119,6 +122,7 @@ def run_simulation(
     theory: Theory | None,
     resume: dict[str, Any] | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    writes: Writes | None = None,
 ) -> tuple[BuiltRun, SimulationResult]:
     """Build and simulate the network (continuing from ``resume``, a checkpoint); fill ``summary['simulation']``
     (and weights, convergence, alpha). Checkpoints go to ``run_dir/checkpoints``."""
@@ -182,7 +186,11 @@ def run_simulation(
     if weights:
         result.extra["weights"] = weights.result()
         summarise_plasticity(cfg, summary, result)
-    write_neuron_table(run_dir / "neurons.csv", result, built.scaffold)
+    if checkpoints is not None and checkpoints.failures:
+        summary["run"]["checkpoint_failures"] = checkpoints.failures
+    (writes or Writes()).attempt(
+        "neurons.csv", lambda: write_neuron_table(run_dir / "neurons.csv", result, built.scaffold)
+    )
     for name, s in summary["simulation"].items():
         log.info(
             "simulation %s: rate %.3f ± %.3f Hz (median %.3f), CV ISI %.2f, chi %.3f",
@@ -303,36 +311,6 @@ def run_comparison(
     return matched
 
 
-class StopFlag:
-    """Set by SIGINT / SIGTERM while a run is in progress: the simulation finishes its block, checkpoints, stops."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __call__(self) -> bool:
-        return self.signal is not None
-
-    def install(self) -> dict[int, Any]:
-        previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, self._handler)
-        return previous
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.signal is not None:  # a second request: stop at once
-            raise KeyboardInterrupt
-        self.signal = signum
-        log.warning("%s received: finishing the current block, then checkpointing", signal.Signals(signum).name)
-
-
-class RunStoppedError(Exception):
-    """The run ended early (aborted by a health check, or interrupted); its partial summary is written."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def compare_replicas(
     sim: SimulationResult, theory: Theory, r_p: np.ndarray, window_s: float, rng: np.random.Generator
 ) -> list[dict[str, Any]]:
@@ -352,6 +330,15 @@ def compare_replicas(
     return rows
 
 
+class RunStoppedError(Exception):
+    """The run ended early (aborted by a health check, interrupted, or its results could not all be written); its
+    partial summary is written."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def run(
     cfg: dict[str, Any],
     run_dir: Path,
@@ -362,84 +349,160 @@ def run(
     """Run ``cfg['mode']`` and write everything into ``run_dir``; returns the summary. ``resume`` (a checkpoint)
     continues an interrupted run of the same config.
 
-    Raises RunStoppedError (after writing the partial summary) when a health check aborts the simulation or a signal
-    interrupts it."""
+    Before any work the whole config is checked (:func:`~torchsnn.config.preflight.preflight`) and the folder is
+    locked (:class:`~torchsnn.runguard.RunFolder`); ``status.json`` records how the run ended. Raises
+    RunStoppedError (after writing the partial summary) when a health check aborts the simulation, a signal
+    interrupts it (exit 128 + signal, in every mode) or results could not be written (exit 5)."""
+    preflight(cfg)
+    folder = RunFolder(run_dir, resuming=resume is not None)
+    folder.acquire()
+    summary: dict[str, Any] = {"run": {"mode": cfg.get("mode", "compare"), "seed": cfg["seed"]}}
+    stop = StopFlag(on_exit=lambda signum: folder.mark("interrupted", 128 + signum, signal=signal.Signals(signum).name))
+    writes = Writes()
+    stop.install()
+    try:
+        if resume is None and raw is not None:
+            writes.attempt("config.yaml", lambda: (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg)))
+        run_steps(cfg, run_dir, summary, resume, raw, hparams, stop, writes)
+        if writes.failures:
+            summary["run"]["io_errors"] = writes.failures
+            if not writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary)):
+                log.error("summary: %s", json.dumps(summary, default=str))
+            raise RunStoppedError(f"results incomplete: {'; '.join(writes.failures)}", 5)
+    except Interrupted as exc:
+        summary["interrupted"] = {"signal": signal.Signals(exc.signum).name, "phase": summary["run"].get("phase")}
+        writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
+        folder.mark("interrupted", 128 + exc.signum, signal=signal.Signals(exc.signum).name)
+        raise RunStoppedError(
+            f"interrupted by {signal.Signals(exc.signum).name} ({summary['interrupted']['phase']}); partial summary "
+            f"in {run_dir / 'summary.json'}",
+            128 + exc.signum,
+        ) from None
+    except RunStoppedError as err:
+        kind = {4: "aborted", 5: "failed"}.get(err.exit_code, "interrupted")
+        folder.mark(kind, err.exit_code, message=str(err))
+        raise
+    except ConfigError as err:
+        folder.mark("failed", 2, message=str(err))
+        raise
+    except SolverError as err:
+        folder.mark("no_prediction", 3, message=str(err))
+        raise
+    except BaseException as err:
+        folder.mark("failed", 1, message=f"{type(err).__name__}: {err}")
+        raise
+    else:
+        folder.mark("complete", 0)
+    finally:
+        stop.uninstall()
+        folder.release()
+    log.info("outputs in %s", run_dir)
+    return summary
+
+
+def run_steps(
+    cfg: dict[str, Any],
+    run_dir: Path,
+    summary: dict[str, Any],
+    resume: dict[str, Any] | None,
+    raw: DictConfig | None,
+    hparams: dict[str, Any] | None,
+    stop: StopFlag,
+    writes: Writes,
+) -> None:
+    """The steps of :func:`run` (``summary`` filled in place, ``summary['run']['phase']`` saying where it is)."""
     mode = cfg.get("mode", "compare")
-    validate_run_config(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    phase = summary["run"]
     if mode == "study":
+        phase["phase"] = "study"
         study = instantiate(cfg.get("study") or {}, "study")
         log.info("study %s", type(study).__name__)
-        summary = study.run(raw if raw is not None else OmegaConf.create(cfg), run_dir)
+        summary.update(study.run(raw if raw is not None else OmegaConf.create(cfg), run_dir))
         log.info("outputs in %s (report.md)", run_dir)
-        return summary
+        return
     logs = cfg["logging"]
-    summary: dict[str, Any] = {"run": {"mode": mode, "seed": cfg["seed"]}}
     if resume is not None:
         summary["run"]["resumed_from_ms"] = resume["time_ms"]
+        if isinstance(cfg.get("resume"), dict):
+            summary["run"]["resume"] = cfg["resume"]
     tb = TensorBoardLogger(run_dir / "tensorboard") if logs.get("tensorboard", True) else None
     plasticity = cfg.get("plasticity") or {}
     needs_prediction = bool(plastic_projections(cfg)) and "theory" in (
         plasticity.get("initial_traces"),
         plasticity.get("initial_weights"),
     )
-    stop = StopFlag()
-    previous_handlers = stop.install()
     scaffold = sim = theory = matched = None
     try:
         if mode in ("simulate", "compare"):
+            phase["phase"] = "wiring"
             device = resolve_device(cfg["simulation"].get("device", "auto"))
             parts = check_memory(cfg, device)
             summary["run"]["memory_estimate_gib"] = parts["total"] / 2**30
             log.info("memory estimate: %.2f GiB on %s", parts["total"] / 2**30, device)
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
         if mode in ("theory", "compare") or needs_prediction:
+            phase["phase"] = "theory"
             theory = run_theory(cfg, summary if mode != "simulate" else {}, scaffold)
-            write_json(run_dir / "summary.json", summary)
+            writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
         if mode in ("simulate", "compare"):
+            phase["phase"] = "simulation"
+            stop.polling = True
             try:
-                _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop)
+                _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop, writes)
             except SimulationAbortedError as err:
                 summary["aborted"] = {"diagnosis": err.diagnosis, "time_ms": err.time_ms, "step": err.step}
                 if getattr(err, "partial", None) is not None:
                     summary["simulation_partial"] = err.partial.summary()
-                write_json(run_dir / "summary.json", summary)
+                writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
                 raise RunStoppedError(f"simulation stopped at t = {err.time_ms:.1f} ms: {err.diagnosis}", 4) from None
             except SimulationInterruptedError as err:
-                summary["interrupted"] = {
-                    "signal": signal.Signals(stop.signal).name if stop.signal else None,
-                    "time_ms": err.partial.duration_ms,
-                    "checkpoint": str(err.checkpoint),
-                }
-                summary["simulation_partial"] = err.partial.summary()
-                write_json(run_dir / "summary.json", summary)
-                how = (
-                    f"resume with: python -m torchsnn.run resume={err.checkpoint}"
-                    if err.checkpoint
-                    else "no checkpoint was written (simulation.checkpoint_every_ms = 0)"
-                )
-                code = 128 + (stop.signal or signal.SIGINT)
-                message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
-                raise RunStoppedError(message, code) from None
-            write_json(run_dir / "summary.json", summary)
+                raise interrupted_simulation(err, run_dir, summary, stop, writes) from None
+            finally:
+                stop.polling = False
+            writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
+        phase["phase"] = "outputs"
         if mode == "compare":
             matched = run_comparison(cfg, summary, sim, theory)
-        write_json(run_dir / "summary.json", summary)
+        writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
         if logs.get("figures", True):
-            write_figures(run_dir, cfg, sim, theory if mode != "simulate" else None, matched)
-        write_run_report(run_dir, summary)
+            writes.attempt(
+                "figures", lambda: write_figures(run_dir, cfg, sim, theory if mode != "simulate" else None, matched)
+            )
+        writes.attempt("report.md", lambda: write_run_report(run_dir, summary))
         if tb:
             log_to_tensorboard(tb, summary, sim, theory if mode != "simulate" else None)
             tb.log_figures(run_dir)
             if hparams:
                 tb.log_hparams(hparams, summary)
+        phase.pop("phase", None)
     finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
         if tb:
             tb.close()
-    log.info("outputs in %s", run_dir)
-    return summary
+
+
+def interrupted_simulation(
+    err: SimulationInterruptedError, run_dir: Path, summary: dict[str, Any], stop: StopFlag, writes: Writes
+) -> RunStoppedError:
+    """Partial summary of a simulation stopped by a signal; the error that tells how to continue it."""
+    checkpoint = err.checkpoint
+    if checkpoint is None:  # the stop checkpoint could not be written: the newest earlier one, if any
+        with contextlib.suppress(CheckpointError):
+            checkpoint = latest_checkpoint(run_dir)
+    summary["interrupted"] = {
+        "signal": signal.Signals(stop.signal).name if stop.signal else None,
+        "phase": "simulation",
+        "time_ms": err.partial.duration_ms,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    }
+    summary["simulation_partial"] = err.partial.summary()
+    writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
+    how = (
+        f"resume with: python -m torchsnn.run resume={run_dir}"
+        if checkpoint
+        else "no checkpoint was written (simulation.checkpoint_every_ms = 0, or the writes failed)"
+    )
+    message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
+    return RunStoppedError(message, 128 + (stop.signal or signal.SIGINT))
 
 
 def write_run_report(run_dir: Path, summary: dict[str, Any]) -> Path:

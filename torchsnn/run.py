@@ -2,12 +2,18 @@
 
 ``mode=compare`` (default) simulates the network, solves the mean-field theory of the same network and compares
 them; ``mode=simulate`` and ``mode=theory`` do one half. The run folder (``hydra.run.dir``) receives the composed
-config (``.hydra/`` and ``config.yaml``), ``summary.json``, ``neurons.csv``, figures and ``tensorboard/``.
+config (``.hydra/`` and ``config.yaml``), ``summary.json``, ``status.json``, ``neurons.csv``, figures and
+``tensorboard/``.
+
+Exit codes: 0 done; 2 invalid input (configuration, checkpoint or run folder: nothing was run); 3 no valid
+prediction (solver failed or unstable); 4 stopped by a health check; 5 results could not all be written;
+128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,45 +21,99 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from torchsnn.errors import ConfigError, SolverError
+from torchsnn.errors import CheckpointError, ConfigError, RunFolderError, SolverError
 
 log = logging.getLogger("torchsnn")
+# overrides that may accompany resume=<run>: they change no result (everything else is refused)
+RESUME_ALLOWED = ("logging.progress", "simulation.device", "simulation.threads")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from torchsnn.checkpoint import latest_checkpoint, load_checkpoint
+    from omegaconf.errors import OmegaConfBaseException
+
+    from torchsnn.config.report import interpolation_sources, user_facing
     from torchsnn.pipeline import MODES, RunStoppedError, run
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    overrides = [o for o in HydraConfig.get().overrides.task]
+    sources: dict[str, str] = {}
     try:
+        sources = interpolation_sources(cfg)
         plain = OmegaConf.to_container(cfg, resolve=True)
         resume = None
         if plain.get("resume"):
-            path = latest_checkpoint(Path(plain["resume"]))
-            resume = load_checkpoint(path)
-            plain = resume["config"]  # the interrupted run's own config: the same network, seed and settings
-            run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-            log.info("resuming %s from t = %.1f ms (%s)", run_dir, resume["time_ms"], path.name)
+            plain, resume, run_dir = resumed_config(plain, overrides)
         if plain.get("mode", "compare") not in MODES:
             raise ConfigError("mode", plain.get("mode"), f"must be one of {', '.join(MODES)}")
-        if resume is None:
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        overrides = dict(o.lstrip("+").split("=", 1) for o in HydraConfig.get().overrides.task if "=" in o)
-        run(plain, run_dir, resume, raw=None if resume else cfg, hparams=overrides)
+        hparams = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
+        run(plain, run_dir, resume, raw=None if resume else cfg, hparams=hparams)
     except ConfigError as err:
-        log.error("invalid configuration: %s", err)
+        log.error("invalid configuration: %s", user_facing(err, sources))
+        sys.exit(2)
+    except OmegaConfBaseException as err:  # an interpolation that does not resolve, a missing value
+        from torchsnn.config.report import describe_hydra_error
+
+        log.error("invalid configuration: %s", describe_hydra_error(err, overrides))
+        sys.exit(2)
+    except CheckpointError as err:
+        log.error("cannot resume: %s", err)
+        sys.exit(2)
+    except RunFolderError as err:
+        log.error("run folder refused: %s", err)
         sys.exit(2)
     except SolverError as err:
         log.error("no prediction written: %s", err)
         sys.exit(3)
-    except FileNotFoundError as err:
-        log.error("cannot resume: %s", err)
-        sys.exit(2)
     except RunStoppedError as err:
         log.error("%s", err)
         sys.exit(err.exit_code)
 
 
+def resumed_config(plain: dict, overrides: list[str]) -> tuple[dict, dict, Path]:
+    """The interrupted run's own config (with the allowed overrides applied), its checkpoint and its folder."""
+    from torchsnn.checkpoint import latest_checkpoint, load_checkpoint
+
+    path = latest_checkpoint(Path(plain["resume"]))
+    resume = load_checkpoint(path)
+    stored = resume["config"]  # the same network, seed and settings
+    applied = {}
+    for item in overrides:
+        key = item.lstrip("+~").partition("=")[0]
+        if key == "resume" or key.startswith("hydra."):
+            continue
+        if key not in RESUME_ALLOWED:
+            raise CheckpointError(
+                f"{item!r} given with resume=: a resumed run uses the config stored in its checkpoint; only "
+                f"{', '.join(RESUME_ALLOWED)} may be set (start a new run to change anything else)"
+            )
+        section, _, leaf = key.partition(".")
+        stored.setdefault(section, {})[leaf] = plain[section][leaf]
+        applied[key] = plain[section][leaf]
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    stored["resume"] = {"checkpoint": str(path), "applied_overrides": applied}
+    if applied:
+        log.info("resume: applied %s", applied)
+    log.info("resuming %s from t = %.1f ms (%s)", run_dir, resume["time_ms"], path.name)
+    return stored, resume, run_dir
+
+
+def entry() -> None:
+    """``python -m torchsnn.run``: Hydra's own errors (a value of the wrong type, an unknown key, an override that
+    does not parse, a missing config) become the same one-line message and exit code 2 as every invalid input."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exiting 1
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        from torchsnn.config.report import describe_hydra_error
+
+        overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
+        print(f"invalid configuration: {describe_hydra_error(exc, overrides)}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -15,8 +15,10 @@ from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import ConfigError
 from torchsnn.estimators import RateEstimator
 from torchsnn.network import Network
+from torchsnn.plasticity import PlasticityRule
+from torchsnn.populations import ExternalDrive, NeuronPopulation
 from torchsnn.projection import Projection
-from torchsnn.scaffold import SparseScaffold
+from torchsnn.scaffold import ConnectivityRule, SparseScaffold
 
 
 @dataclass
@@ -74,6 +76,7 @@ def build_populations(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         populations[name] = instantiate(
             merged_population_spec(cfg, name, "neuron"),
             f"{path}.neuron",
+            (NeuronPopulation,),
             name=name,
             size=int(p["size"]),
             dt_ms=dt,
@@ -81,28 +84,37 @@ def build_populations(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         )
         drive_spec = merged_population_spec(cfg, name, "drive")
         if drive_spec is not None:
-            drives[name] = instantiate(drive_spec, f"{path}.drive")
+            drives[name] = instantiate(drive_spec, f"{path}.drive", (ExternalDrive,))
     return populations, drives
 
 
 def build_rules(cfg: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
     """Connectivity rule of every block, keyed (post, pre)."""
     return {
-        (p["post"], p["pre"]): instantiate(p["connectivity"], f"network.projections.{name}.connectivity")
+        (p["post"], p["pre"]): instantiate(
+            p["connectivity"], f"network.projections.{name}.connectivity", (ConnectivityRule,)
+        )
         for name, p in (cfg["network"].get("projections") or {}).items()
     }
 
 
 def build_scaffold(cfg: Mapping[str, Any], rng: np.random.Generator) -> SparseScaffold:
     """Validate every connectivity rule against its block (errors carry the config path), then wire."""
-    sizes = {name: int(p["size"]) for name, p in cfg["network"]["populations"].items()}
     rules = build_rules(cfg)
+    sizes = validate_rules(cfg, rules)
+    return SparseScaffold.build(sizes, rules, rng)
+
+
+def validate_rules(cfg: Mapping[str, Any], rules: Mapping[tuple[str, str], Any]) -> dict[str, int]:
+    """Check every connectivity rule against the sizes of its block (errors carry the config path); returns the
+    population sizes."""
+    sizes = {name: int(p["size"]) for name, p in cfg["network"]["populations"].items()}
     for name, p in (cfg["network"].get("projections") or {}).items():
         try:
             rules[(p["post"], p["pre"])].validate(sizes[p["pre"]], sizes[p["post"]], p["pre"] == p["post"])
         except ConfigError as err:
             raise err.at(f"network.projections.{name}.connectivity") from None
-    return SparseScaffold.build(sizes, rules, rng)
+    return sizes
 
 
 def r_p_values(plasticity: Mapping[str, Any]) -> float | list[float]:
@@ -116,7 +128,7 @@ def build_plasticity_rule(cfg: Mapping[str, Any]) -> Any:
     plasticity = cfg.get("plasticity") or {}
     if not plasticity.get("projections"):
         return None
-    return instantiate(plasticity["rule"], "plasticity.rule")
+    return instantiate(plasticity["rule"], "plasticity.rule", (PlasticityRule,))
 
 
 def build_network(

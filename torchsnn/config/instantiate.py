@@ -3,18 +3,113 @@
 Unlike ``hydra.utils.instantiate`` this keeps our error type: a :class:`ConfigError` raised by a constructor is
 re-raised with the node's config path, and unknown or missing parameters are reported with the parameters the
 class accepts.
+
+**No config value can run code.** A ``_target_`` must name a subclass of one of the package's extension bases
+(:data:`EXTENSION_BASES`: neuron populations, drives, connectivity rules, degree laws, plasticity rules, monitors,
+studies; :func:`register_extension_base` adds one, e.g. transfer functions). The name is checked *before* anything
+is imported that is not already loaded: modules inside ``torchsnn`` may be imported (the package's own, no side
+effects), a user's own module must already be imported (by the script that calls :func:`torchsnn.pipeline.run`)
+or be listed in the environment variable ``TORCHSNN_EXTENSIONS`` (comma-separated module names, set by the user,
+never by a config file). Anything else (``subprocess.Popen``, ``os.system``, ``builtins.eval``, a function, a
+class of another hierarchy) is a :class:`ConfigError` naming the field.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import math
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from torchsnn.errors import ConfigError
+
+# "module:Class" of every class a _target_ may subclass (resolved lazily: no import cycles)
+EXTENSION_BASES: list[str] = [
+    "torchsnn.populations.base:NeuronPopulation",
+    "torchsnn.populations.drive:ExternalDrive",
+    "torchsnn.scaffold.rules:ConnectivityRule",
+    "torchsnn.scaffold.degree_laws:DegreeLaw",
+    "torchsnn.plasticity.base:PlasticityRule",
+    "torchsnn.monitors.base:Monitor",
+    "torchsnn.studies.base:Study",
+]
+PACKAGE = "torchsnn"
+EXTENSIONS_ENV = "TORCHSNN_EXTENSIONS"
+
+
+def register_extension_base(cls: type) -> None:
+    """Allow ``_target_`` to name subclasses of ``cls`` too (e.g. a transfer-function base class)."""
+    spec = f"{cls.__module__}:{cls.__qualname__}"
+    if spec not in EXTENSION_BASES:
+        EXTENSION_BASES.append(spec)
+
+
+def extension_bases() -> tuple[type, ...]:
+    out = []
+    for spec in EXTENSION_BASES:
+        module, _, name = spec.partition(":")
+        out.append(getattr(importlib.import_module(module), name))
+    return tuple(out)
+
+
+def _allowed_modules() -> list[str]:
+    listed = os.environ.get(EXTENSIONS_ENV, "")
+    return [PACKAGE, *(m.strip() for m in listed.split(",") if m.strip())]
+
+
+def _may_import(module: str) -> bool:
+    return any(module == top or module.startswith(top + ".") for top in _allowed_modules())
+
+
+def _find_module(parts: list[str]) -> tuple[Any, int]:
+    """The longest dotted prefix of ``parts`` that is a module already loaded or one we may import."""
+    for i in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:i])
+        if name in sys.modules:
+            return sys.modules[name], i
+        if _may_import(name):
+            try:
+                return importlib.import_module(name), i
+            except ModuleNotFoundError as exc:
+                if exc.name is not None and not name.startswith(exc.name):  # a real import error inside it
+                    raise
+    return None, 0
+
+
+def resolve_target(target: Any, field: str, bases: tuple[type, ...] | None = None) -> type:
+    """The class named by ``target`` if it is allowed (see the module docstring), else ConfigError at ``field``."""
+    allowed = bases or extension_bases()
+    names = ", ".join(b.__name__ for b in allowed)
+    example = "e.g. torchsnn.scaffold.GammaDegree"
+    if not isinstance(target, str) or not target or not all(p.isidentifier() for p in target.split(".")):
+        raise ConfigError(field, target, f"must name a class by its dotted path, {example}")
+    parts = target.split(".")
+    try:
+        module, i = _find_module(parts)
+    except Exception as exc:  # an error while importing a torchsnn or listed module
+        raise ConfigError(field, target, f"cannot be imported ({type(exc).__name__}: {exc})") from None
+    if module is None:
+        raise ConfigError(
+            field,
+            target,
+            f"cannot be imported: only classes of torchsnn, of modules already imported or of modules listed in "
+            f"${EXTENSIONS_ENV} may be named (subclasses of {names})",
+        )
+    obj: Any = module
+    for name in parts[i:]:
+        obj = getattr(obj, name, None)
+        if obj is None:
+            raise ConfigError(field, target, f"cannot be imported (no {name} in {module.__name__})")
+        if not inspect.isclass(obj):
+            break
+    if not (inspect.isclass(obj) and issubclass(obj, allowed)):
+        raise ConfigError(field, target, f"is not allowed: _target_ must name a subclass of {names}")
+    return obj
 
 
 def to_plain(node: Any) -> Any:
@@ -24,20 +119,20 @@ def to_plain(node: Any) -> Any:
     return node
 
 
-def instantiate(node: Mapping[str, Any] | DictConfig, path: str, **extra: Any) -> Any:
-    """Instantiate ``node['_target_']`` with the node's other keys (nested ``_target_`` nodes first) and ``extra``."""
+def instantiate(
+    node: Mapping[str, Any] | DictConfig, path: str, bases: tuple[type, ...] | None = None, **extra: Any
+) -> Any:
+    """Instantiate ``node['_target_']`` with the node's other keys (nested ``_target_`` nodes first) and ``extra``.
+
+    ``bases`` narrows the classes allowed at this node (default: every extension base)."""
     spec = dict(to_plain(node))
-    target = spec.pop("_target_", None)
-    if not isinstance(target, str):
-        raise ConfigError(f"{path}._target_", target, "must name a class, e.g. torchsnn.scaffold.GammaDegree")
-    try:
-        cls = get_class(target)
-    except Exception as exc:  # hydra raises ImportError / ValueError variants
-        raise ConfigError(f"{path}._target_", target, f"cannot be imported ({exc})") from None
+    cls = resolve_target(spec.pop("_target_", None), f"{path}._target_", bases)
     kwargs = {}
     for key, value in spec.items():
         if isinstance(value, Mapping) and "_target_" in value:
             value = instantiate(value, f"{path}.{key}")
+        else:
+            check_plain_value(f"{path}.{key}", value)
         kwargs[key] = value
     kwargs.update(extra)
     _check_signature(cls, kwargs, path)
@@ -45,6 +140,20 @@ def instantiate(node: Mapping[str, Any] | DictConfig, path: str, **extra: Any) -
         return cls(**kwargs)
     except ConfigError as err:
         raise err.at(path) from None
+
+
+def check_plain_value(field: str, value: Any) -> None:
+    """Numbers must be finite (no nan/inf reaches a constructor; +inf only for an upper bound ``*max*``); unit
+    suffixes give the sign: rates (``_hz``) and times (``_ms``) are >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (list, tuple)):
+            for j, item in enumerate(value):
+                check_plain_value(f"{field}[{j}]", item)
+        return
+    if not math.isfinite(value) and not (value == math.inf and "max" in field.rpartition(".")[2]):
+        raise ConfigError(field, value, "must be a finite number")
+    if field.endswith(("_hz", "_ms")) and value < 0:
+        raise ConfigError(field, value, "must be >= 0 (a rate or a time)")
 
 
 def _check_signature(cls: type, kwargs: dict[str, Any], path: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from torchsnn.errors import ConfigError
-from torchsnn.validation import check_int, check_non_negative, check_positive, require
+from torchsnn.validation import check_finite, check_int, check_non_negative, check_positive, require
 
 
 def validate_run_config(cfg: Mapping[str, Any]) -> None:
@@ -27,6 +27,7 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     require(duration >= dt, "simulation.duration_ms", duration, f"must be at least one step (dt_ms = {dt})")
     check_int("simulation.replicas", sim.get("replicas", 1), minimum=1)
     check_int("simulation.raster_neurons", sim.get("raster_neurons", 0), minimum=0)
+    check_non_negative("simulation.raster_ms", sim.get("raster_ms", 1000.0))
     check_non_negative("simulation.voltage_every_ms", sim.get("voltage_every_ms", 0.0))
     check_non_negative("simulation.health_check_ms", sim.get("health_check_ms", 0.0))
     check_non_negative("simulation.checkpoint_every_ms", sim.get("checkpoint_every_ms", 0.0))
@@ -41,8 +42,73 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     if sim.get("threads") is not None:
         check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))
+    validate_logging(cfg.get("logging") or {}, dt)
+    validate_meanfield(cfg.get("meanfield") or {})
+    validate_scaffold_group(cfg.get("scaffold") or {})
     validate_network(_section(cfg, "network"), dt)
     validate_plasticity({**(cfg.get("plasticity") or {}), "_replicas": sim.get("replicas", 1)}, cfg["network"], dt)
+
+
+def validate_logging(logs: Mapping[str, Any], dt_ms: float) -> None:
+    """``logging``: switches are booleans, intervals at least one step."""
+    for key in ("progress", "tensorboard", "figures"):
+        if key in logs:
+            require(isinstance(logs[key], bool), f"logging.{key}", logs[key], "must be true or false")
+    for key in ("log_every_ms", "weights_every_ms"):
+        value = check_positive(f"logging.{key}", logs.get(key, 100.0))
+        require(value >= dt_ms, f"logging.{key}", value, f"must be >= simulation.dt_ms ({dt_ms})")
+
+
+# meanfield integers: (minimum, maximum); the maxima keep the quadrature grids and samples within memory
+MEANFIELD_INTS: dict[str, tuple[int, int]] = {
+    "degree_order": (1, 256),
+    "scaffold_bins": (1, 4096),
+    "gh_order_mu": (1, 128),
+    "gh_order_sigma": (1, 128),
+    "qmc_points": (1, 2**20),
+    "max_iter": (1, 100_000),
+    "continuation": (0, 10_000),
+    "samples": (2, 10**8),
+}
+MEANFIELD_DEGREES = ("laws", "scaffold")
+
+
+def validate_meanfield(mf: Mapping[str, Any]) -> None:
+    """``meanfield``: degree source, quadrature orders, tolerance and the starting point of the solve.
+
+    Extend here for new options (each check names ``meanfield.<key>``, the value and what is allowed)."""
+    degrees = mf.get("degrees", "laws")
+    require(
+        degrees in MEANFIELD_DEGREES, "meanfield.degrees", degrees, f"must be one of {', '.join(MEANFIELD_DEGREES)}"
+    )
+    for key, (low, high) in MEANFIELD_INTS.items():
+        if key in mf:
+            value = check_int(f"meanfield.{key}", mf[key], minimum=low)
+            require(value <= high, f"meanfield.{key}", mf[key], f"must be an integer in [{low}, {high}]")
+    tol = check_positive("meanfield.tol", mf.get("tol", 1e-10))
+    require(tol < 1, "meanfield.tol", tol, "must lie in (0, 1): max |x - F(x)| in scaled units")
+    lowrank = check_positive("meanfield.lowrank_tol", mf.get("lowrank_tol", 1e-2))
+    require(lowrank < 1, "meanfield.lowrank_tol", lowrank, "must lie in (0, 1): a relative error")
+    check_positive("meanfield.lowrank_max_rate_hz", mf.get("lowrank_max_rate_hz", 40.0))
+    rate = check_positive("meanfield.initial_rate_hz", mf.get("initial_rate_hz", 5.0))
+    require(rate <= 1000.0, "meanfield.initial_rate_hz", rate, "must lie in (0, 1000] Hz")
+    if "require_stable" in mf:
+        require(
+            isinstance(mf["require_stable"], bool),
+            "meanfield.require_stable",
+            mf["require_stable"],
+            "must be true or false",
+        )
+
+
+def validate_scaffold_group(scaffold: Mapping[str, Any]) -> None:
+    """``scaffold``: the shared degree-structure numbers (the law is checked as a ``_target_`` where it is used)."""
+    for key in ("cv", "cv_from_i"):
+        if key in scaffold:
+            check_non_negative(f"scaffold.{key}", scaffold[key])
+    if "r" in scaffold:
+        r = check_finite("scaffold.r", scaffold["r"])
+        require(-1 <= r <= 1, "scaffold.r", r, "must lie in [-1, 1]")
 
 
 def replicas_of(plasticity: Mapping[str, Any]) -> int:
