@@ -30,14 +30,21 @@ RESUME_ALLOWED = ("logging.progress", "simulation.device", "simulation.threads")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    code = execute(cfg, Path(HydraConfig.get().runtime.output_dir), list(HydraConfig.get().overrides.task))
+    if code:
+        sys.exit(code)
+
+
+def execute(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
+    """Run the composed ``cfg`` (``overrides``: the command line's) in ``run_dir``; the exit code. Every expected
+    failure is one logged line (no traceback)."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from torchsnn.config.report import interpolation_sources, user_facing
+    from torchsnn.config.report import describe_hydra_error, interpolation_sources, user_facing
     from torchsnn.pipeline import MODES, RunStoppedError, run
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    overrides = [o for o in HydraConfig.get().overrides.task]
     sources: dict[str, str] = {}
+    plain: dict = {}
     try:
         sources = interpolation_sources(cfg)
         plain = OmegaConf.to_container(cfg, resolve=True)
@@ -49,25 +56,24 @@ def main(cfg: DictConfig) -> None:
         hparams = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
         run(plain, run_dir, resume, raw=None if resume else cfg, hparams=hparams)
     except ConfigError as err:
-        log.error("invalid configuration: %s", user_facing(err, sources))
-        sys.exit(2)
+        log.error("invalid configuration: %s", user_facing(err, sources, plain))
+        return 2
     except OmegaConfBaseException as err:  # an interpolation that does not resolve, a missing value
-        from torchsnn.config.report import describe_hydra_error
-
         log.error("invalid configuration: %s", describe_hydra_error(err, overrides))
-        sys.exit(2)
+        return 2
     except CheckpointError as err:
         log.error("cannot resume: %s", err)
-        sys.exit(2)
+        return 2
     except RunFolderError as err:
         log.error("run folder refused: %s", err)
-        sys.exit(2)
+        return 2
     except SolverError as err:
         log.error("no prediction written: %s", err)
-        sys.exit(3)
+        return 3
     except RunStoppedError as err:
         log.error("%s", err)
-        sys.exit(err.exit_code)
+        return err.exit_code
+    return 0
 
 
 def resumed_config(plain: dict, overrides: list[str]) -> tuple[dict, dict, Path]:

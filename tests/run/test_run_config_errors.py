@@ -99,6 +99,10 @@ VALIDATE_CASES = [
     ("zero replicas", ["simulation.replicas=0"], "simulation.replicas", "0", [">= 1"]),
     ("unknown device", ["simulation.device=gpu"], "simulation.device", "'gpu'", ["auto, cpu, cuda"]),
     ("negative seed", ["seed=-1"], "seed", "-1", [">= 0"]),
+    # the scaffold group is checked where the user sets it (the projections interpolate it)
+    ("negative cv", ["scaffold.cv=-0.5"], "scaffold.cv", "-0.5", [">= 0"]),
+    ("|r| > 1", ["scaffold.r=1.5"], "scaffold.r", "1.5", ["[-1, 1]"]),
+    ("r < -1", ["scaffold.r=-1.2"], "scaffold.r", "-1.2", ["[-1, 1]"]),
 ]
 
 
@@ -117,9 +121,20 @@ def test_validation_errors_come_before_anything_is_built(monkeypatch, overrides,
 
 
 INSTANTIATE_CASES = [
-    ("negative cv", ["scaffold.cv=-0.5"], "network.projections.EE.connectivity.in_degree.cv", "-0.5", [">= 0"]),
-    ("|r| > 1", ["scaffold.r=1.5"], "network.projections.EE.connectivity.r", "1.5", ["[-1.0, 1.0]"]),
-    ("r < -1", ["scaffold.r=-1.2"], "network.projections.EE.connectivity.r", "-1.2", ["[-1.0, 1.0]"]),
+    (
+        "negative cv in a projection",
+        ["network.projections.EE.connectivity.in_degree.cv=-0.5"],
+        "network.projections.EE.connectivity.in_degree.cv",
+        "-0.5",
+        [">= 0"],
+    ),
+    (
+        "|r| > 1 in a projection",
+        ["network.projections.EE.connectivity.r=1.5"],
+        "network.projections.EE.connectivity.r",
+        "1.5",
+        ["[-1.0, 1.0]"],
+    ),
     (
         "unknown neuron parameter",
         ["+neuron.foo_mv=1"],

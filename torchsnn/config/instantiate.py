@@ -39,6 +39,7 @@ EXTENSION_BASES: list[str] = [
     "torchsnn.studies.base:Study",
 ]
 PACKAGE = "torchsnn"
+MAX_RATE_HZ = 1e6
 EXTENSIONS_ENV = "TORCHSNN_EXTENSIONS"
 
 
@@ -132,28 +133,42 @@ def instantiate(
         if isinstance(value, Mapping) and "_target_" in value:
             value = instantiate(value, f"{path}.{key}")
         else:
-            check_plain_value(f"{path}.{key}", value)
+            check_finite_value(f"{path}.{key}", value)
         kwargs[key] = value
     kwargs.update(extra)
     _check_signature(cls, kwargs, path)
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except ConfigError as err:
         raise err.at(path) from None
+    for key, value in spec.items():  # after the constructor's own (more specific) checks
+        check_unit_sign(f"{path}.{key}", value)
+    return obj
 
 
-def check_plain_value(field: str, value: Any) -> None:
-    """Numbers must be finite (no nan/inf reaches a constructor; +inf only for an upper bound ``*max*``); unit
-    suffixes give the sign: rates (``_hz``) and times (``_ms``) are >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, (list, tuple)):
-            for j, item in enumerate(value):
-                check_plain_value(f"{field}[{j}]", item)
-        return
-    if not math.isfinite(value) and not (value == math.inf and "max" in field.rpartition(".")[2]):
-        raise ConfigError(field, value, "must be a finite number")
-    if field.endswith(("_hz", "_ms")) and value < 0:
-        raise ConfigError(field, value, "must be >= 0 (a rate or a time)")
+def _numbers(field: str, value: Any) -> list[tuple[str, float]]:
+    if isinstance(value, (list, tuple)):
+        return [item for j, v in enumerate(value) for item in _numbers(f"{field}[{j}]", v)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [(field, value)]
+    return []
+
+
+def check_finite_value(field: str, value: Any) -> None:
+    """No nan/inf reaches a constructor (+inf only for an upper bound ``*max*``)."""
+    for name, x in _numbers(field, value):
+        if not math.isfinite(x) and not (x == math.inf and "max" in name.rpartition(".")[2]):
+            raise ConfigError(name, x, "must be a finite number")
+
+
+def check_unit_sign(field: str, value: Any) -> None:
+    """Unit suffixes give the range: rates (``_hz``) and times (``_ms``) are >= 0, rates at most
+    ``MAX_RATE_HZ``."""
+    for name, x in _numbers(field, value):
+        if name.endswith(("_hz", "_ms")) and x < 0:
+            raise ConfigError(name, x, "must be >= 0 (a rate or a time)")
+        if name.endswith("_hz") and x > MAX_RATE_HZ:
+            raise ConfigError(name, x, f"must be <= {MAX_RATE_HZ:g} Hz (no neuron or source fires faster)")
 
 
 def _check_signature(cls: type, kwargs: dict[str, Any], path: str) -> None:

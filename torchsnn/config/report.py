@@ -49,13 +49,22 @@ def interpolation_sources(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
-def user_facing(err: ConfigError, sources: dict[str, str]) -> ConfigError:
-    """The error with its field replaced by the key the value came from (the original path kept in the text)."""
+def user_facing(err: ConfigError, sources: dict[str, str], cfg: Any = None) -> ConfigError:
+    """The error with its field replaced by the key the value came from (the original path kept in the text):
+    an interpolation's source, or the global ``neuron`` / ``drive`` group a population inherits from."""
     field = err.field
     for path, source in sources.items():
         if field == path or field.startswith(path + "."):
             new = source + field[len(path) :]
             return ConfigError(new, err.value, f"{err.allowed} (used as {field})")
+    m = re.match(r"^network\.populations\.([^.]+)\.(neuron|drive)\.(.+)$", field)
+    if m and isinstance(cfg, dict):
+        name, group, key = m.groups()
+        own = ((cfg.get("network") or {}).get("populations") or {}).get(name) or {}
+        own_group = own.get(group) if isinstance(own, dict) else None
+        own_keys = own_group if isinstance(own_group, dict) else {}
+        if isinstance(cfg.get(group), dict) and "_target_" not in own_keys and key.split(".")[0] not in own_keys:
+            return ConfigError(f"{group}.{key}", err.value, f"{err.allowed} (used as {field})")
     return err
 
 
