@@ -148,9 +148,9 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
         # a value the package rejects: ConfigError, logged, exit status 2
         ("simulation.dt_ms=-0.1", 2, "simulation.dt_ms = -0.1: must be > 0"),
         ("network.populations.E.size=-5", 2, "network.populations.E.size = -5: must be an integer >= 1"),
-        # overrides Hydra rejects: its own error, exit status 1
-        ("simulation.no_such_key=1", 1, "no_such_key"),
-        ("network=no_such_network", 1, "no_such_network"),
+        # overrides Hydra rejects: the same one-line message, exit status 2 (issue 13)
+        ("simulation.no_such_key=1", 2, "invalid configuration: simulation.no_such_key = '1': unknown key"),
+        ("network=no_such_network", 2, "invalid configuration: network = 'no_such_network': no such config"),
     ],
 )
 def test_bad_override_exits_nonzero_with_the_message(tmp_path, override, code, message):
