@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
-from torchsnn.analysis.metrics import compare_samples
+from torchsnn.analysis.metrics import compare_samples, synchrony_or_none
 from torchsnn.analysis.report import write_report
 from torchsnn.checkpoint import CheckpointWriter, latest_checkpoint, restore
 from torchsnn.config import BuiltRun, build_network
@@ -176,6 +176,8 @@ def run_simulation(
     model_s = sim["duration_ms"] * 1e-3
     summary["scaffold"] = built.scaffold.summary()
     summary["simulation"] = result.summary()
+    for s in summary["simulation"].values():
+        s["chi"] = synchrony_or_none(s["chi"], s["fraction_silent"])
     summary["run"].update(
         device=str(built.device),
         replicas=net.batch,
@@ -193,13 +195,13 @@ def run_simulation(
     )
     for name, s in summary["simulation"].items():
         log.info(
-            "simulation %s: rate %.3f ± %.3f Hz (median %.3f), CV ISI %.2f, chi %.3f",
+            "simulation %s: rate %.3f ± %.3f Hz (median %.3f), CV ISI %.2f, chi %s",
             name,
             s["rate_mean_hz"],
             s["rate_std_hz"],
             s["rate_median_hz"],
             s["cv_isi_mean"],
-            s["chi"],
+            "n/a (silent)" if s["chi"] is None else f"{s['chi']:.3f}",
         )
     log.info("simulated %.2f s of model time in %.1f s", model_s, result.wall_time_s)
     return built, result

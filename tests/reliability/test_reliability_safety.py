@@ -271,3 +271,27 @@ def test_a_second_ctrl_c_exits_at_once_and_keeps_the_last_checkpoint(tmp_path):
     payload = load_checkpoint(tmp_path)  # the newest complete checkpoint reads
     assert payload["time_ms"] >= 200.0
     assert read_status(tmp_path)["status"] == "interrupted"
+
+
+# ---------------------------------------------------------------- small ones
+def test_the_theory_is_bit_reproducible():
+    """Two solves of the same model give the same bits (the Newton step's least squares once differed at 1e-16
+    from call to call)."""
+    from testkit import compose_plain
+
+    from torchsnn.meanfield.build import model_from_config, solve_options
+    from torchsnn.meanfield.solver import solve
+
+    cfg = compose_plain("mode=theory")
+    first, second = (solve(model_from_config(cfg), **solve_options(cfg)) for _ in range(2))
+    assert first.iterations > 1
+    assert torch.equal(first.x, second.x)
+
+
+def test_a_silent_network_reports_no_synchrony(tmp_path, caplog):
+    code, text = in_process([*SIMULATE, "drive.nu_ext_hz=0.0", "simulation.duration_ms=300"], tmp_path / "run", caplog)
+    assert code == 0, text
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for name in ("E", "I"):
+        assert summary["simulation"][name]["fraction_silent"] == 1.0
+        assert summary["simulation"][name]["chi"] is None

@@ -28,3 +28,12 @@ def compare_samples(
         "mean_rel_error": float((simulated.mean() - mean_p) / mean_p) if mean_p else float("nan"),
         "std_rel_error": float((simulated.std() - std_p) / std_p) if std_p else float("nan"),
     }
+
+
+def synchrony_or_none(chi: float, fraction_silent: float) -> float | None:
+    """The synchrony measure chi of a population, or None where it means nothing: a population without a spike in
+    the window (chi then measures how alike the subthreshold relaxations are, e.g. 0.98 for a silent network, not
+    synchrony of firing) or a non-finite value (no voltage samples)."""
+    if fraction_silent >= 1.0 or not np.isfinite(chi):
+        return None
+    return float(chi)

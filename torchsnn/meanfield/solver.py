@@ -84,7 +84,9 @@ def newton(
     it = 0
     while history[-1] > tol and it < max_iter:
         it += 1
-        step = torch.linalg.lstsq(jac, -g.unsqueeze(-1)).solution.squeeze(-1)
+        # gelsd (SVD): bit-identical between identical runs; the default gelsy differs at 1e-16 from call to call
+        driver = "gelsd" if jac.device.type == "cpu" else None
+        step = torch.linalg.lstsq(jac, -g.unsqueeze(-1), driver=driver).solution.squeeze(-1)
         merit, t, accepted = float(g @ g), 1.0, False
         while t >= 1.0 / 1024:
             trial = problem.project(z + t * step)
