@@ -1,6 +1,7 @@
 """Gather the runs of a sweep into one table: ``python -m torchsnn.collect <multirun folder> [--x KEY] [--y KEY]``.
 
-Every job folder below the given one that holds a ``summary.json`` becomes a row: its Hydra overrides
+Every job folder below the given one that holds a ``summary.json`` (and, where it has a ``status.json``, finished
+with status ``complete``) becomes a row: its Hydra overrides
 (``.hydra/overrides.yaml``) as columns, then every number of its summary flattened to dotted keys
 (``comparison.E.ks``). Writes ``collected.csv`` and, with ``--x``/``--y``, ``collected.png`` (y against x, one line
 per value of the other overrides).
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from torchsnn.runguard import read_status
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -41,6 +44,10 @@ def collect(folder: Path) -> list[dict[str, Any]]:
     rows = []
     for summary in sorted(folder.rglob("summary.json")):
         job = summary.parent
+        status = read_status(job)
+        if status is not None and status.get("status") != "complete":  # interrupted, failed, still running
+            print(f"skipped {job} (status {status.get('status')})")
+            continue
         row: dict[str, Any] = {"job": str(job.relative_to(folder))}
         row.update({f"override.{k}": v for k, v in overrides_of(job).items()})
         row.update(flatten(json.loads(summary.read_text())))

@@ -295,3 +295,14 @@ def test_a_silent_network_reports_no_synchrony(tmp_path, caplog):
     for name in ("E", "I"):
         assert summary["simulation"][name]["fraction_silent"] == 1.0
         assert summary["simulation"][name]["chi"] is None
+
+
+def test_the_collector_skips_runs_that_did_not_finish(tmp_path):
+    from torchsnn.collect import collect
+
+    for job, status in (("0", "complete"), ("1", "interrupted"), ("2", "failed"), ("3", None)):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "summary.json").write_text(json.dumps({"comparison": {"E": {"ks": 0.1}}}))
+        if status:
+            (tmp_path / job / "status.json").write_text(json.dumps({"status": status}))
+    assert [row["job"] for row in collect(tmp_path)] == ["0", "3"]  # "3": an older run without a status file
