@@ -25,6 +25,7 @@ from torchsnn.errors import CheckpointError, ConfigError, RunFolderError, Solver
 
 log = logging.getLogger("torchsnn")
 # overrides that may accompany resume=<run>: they change no result (everything else is refused)
+_STARTED = False  # set once the task function runs: OSErrors after that are not about the run folder
 RESUME_ALLOWED = ("logging.progress", "simulation.device", "simulation.threads")
 
 
@@ -43,6 +44,8 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
     from torchsnn.config.report import describe_hydra_error, interpolation_sources, user_facing
     from torchsnn.pipeline import MODES, RunStoppedError, run
 
+    global _STARTED
+    _STARTED = True
     sources: dict[str, str] = {}
     plain: dict = {}
     try:
@@ -119,6 +122,14 @@ def entry() -> None:
         overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
         print(f"invalid configuration: {describe_hydra_error(exc, overrides)}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # Hydra could not create or write the run folder (read-only parent, a file in the way)
+        if _STARTED:
+            raise
+        print(f"run folder refused: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C before the run had started (while composing or importing)
+        print("interrupted before the run started", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -306,3 +306,11 @@ def test_the_collector_skips_runs_that_did_not_finish(tmp_path):
         if status:
             (tmp_path / job / "status.json").write_text(json.dumps({"status": status}))
     assert [row["job"] for row in collect(tmp_path)] == ["0", "3"]  # "3": an older run without a status file
+
+
+def test_a_run_folder_that_cannot_be_created_is_exit_2(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = run_cli("mode=theory", f"hydra.run.dir={blocker / 'run'}")
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "run folder refused" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
