@@ -2,8 +2,9 @@
 
 - :class:`RunFolder` locks ``<run dir>/.lock`` (``flock``: released by the OS even after SIGKILL) for as long as a
   run writes there; a second run into a locked folder, or a new run into a folder that already holds one, is a
-  :class:`~torchsnn.errors.RunFolderError` (exit 2). ``status.json`` says ``running``, ``complete``, ``failed``,
-  ``interrupted``, ``aborted`` or ``no_prediction`` (with the exit code), so collectors can skip unfinished runs.
+  :class:`~torchsnn.errors.RunFolderError` (exit 2), unless that run produced nothing (:data:`REPLACEABLE`).
+  ``status.json`` says ``running``, ``complete``, ``failed``, ``interrupted``, ``aborted`` or ``no_prediction``
+  (with the exit code), so collectors can skip unfinished runs.
 - :class:`StopFlag` handles SIGINT / SIGTERM: inside the simulation loop the run finishes its block, checkpoints
   and stops; anywhere else (wiring, theory solve, figures) it stops at once with :class:`Interrupted`; a second
   signal exits immediately (no traceback), leaving the last complete checkpoint.
@@ -27,7 +28,9 @@ from torchsnn.errors import RunFolderError
 log = logging.getLogger("torchsnn")
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
-RESULT_FILES = ("summary.json", STATUS_FILE)
+# a previous run that produced nothing (no stable prediction, invalid input found mid-run) may be replaced, e.g. by
+# a study that re-runs a point in simulate mode where the theory found no stable state
+REPLACEABLE = {("no_prediction", 3), ("failed", 2)}
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:
@@ -73,6 +76,9 @@ class RunFolder:
         self._fd = fd
         status = read_status(self.run_dir)
         existing = status is not None or (self.run_dir / "summary.json").exists()
+        if status is not None and (status.get("status"), status.get("exit_code")) in REPLACEABLE:
+            log.warning("replacing the run in %s (status %s: it produced no results)", self.run_dir, status["status"])
+            existing = False
         if existing and not self.resuming:
             self.release()
             what = f"a run with status {status['status']!r}" if status else "the results of a run"
