@@ -314,3 +314,24 @@ def test_a_run_folder_that_cannot_be_created_is_exit_2(tmp_path):
     proc = run_cli("mode=theory", f"hydra.run.dir={blocker / 'run'}")
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "run folder refused" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_resume_applies_an_allowed_override_records_it_and_reproduces_the_run(finished, tmp_path, caplog):
+    """A copy of the finished run, as if it had been killed after its last checkpoint: resumed with an allowed
+    override, it ends exactly where the original ended."""
+    import shutil
+
+    copy = tmp_path / "killed"
+    shutil.copytree(finished, copy)
+    (copy / "summary.json").unlink()
+    (copy / "status.json").write_text(json.dumps({"status": "running"}))
+    code, text = in_process([f"resume={copy}", "simulation.duration_ms=5000"], tmp_path / "log1", caplog)
+    assert code == 2 and "'simulation.duration_ms=5000' given with resume=" in text, text
+    code, text = in_process([f"resume={copy}", "logging.progress=true"], tmp_path / "log2", caplog)
+    assert code == 0, text
+    a = json.loads((finished / "summary.json").read_text())
+    b = json.loads((copy / "summary.json").read_text())
+    assert a["simulation"] == b["simulation"]
+    assert b["run"]["resume"]["applied_overrides"] == {"logging.progress": True}
+    assert b["run"]["resumed_from_ms"] > 0
+    assert read_status(copy)["status"] == "complete"
