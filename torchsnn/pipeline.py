@@ -361,8 +361,8 @@ def run(
     summary: dict[str, Any] = {"run": {"mode": cfg.get("mode", "compare"), "seed": cfg["seed"]}}
     stop = StopFlag(on_exit=lambda signum: folder.mark("interrupted", 128 + signum, signal=signal.Signals(signum).name))
     writes = Writes()
-    stop.install()
     try:
+        stop.install()
         if resume is None and raw is not None:
             writes.attempt("config.yaml", lambda: (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg)))
         run_steps(cfg, run_dir, summary, resume, raw, hparams, stop, writes)

@@ -335,3 +335,22 @@ def test_resume_applies_an_allowed_override_records_it_and_reproduces_the_run(fi
     assert b["run"]["resume"]["applied_overrides"] == {"logging.progress": True}
     assert b["run"]["resumed_from_ms"] > 0
     assert read_status(copy)["status"] == "complete"
+
+
+def test_an_output_that_cannot_be_written_is_exit_5_with_the_rest_kept(tmp_path, caplog, monkeypatch):
+    import errno
+
+    import torchsnn.pipeline as pipeline
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "write_figures", full)
+    run_dir = tmp_path / "run"
+    code, text = in_process([*SIMULATE, "logging.figures=true", "simulation.duration_ms=300"], run_dir, caplog)
+    assert code == 5, text
+    assert "figures not written" in text and "Traceback" not in text
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["simulation"]["E"]["rate_mean_hz"] > 0
+    assert summary["run"]["io_errors"] == ["figures not written ([Errno 28] No space left on device)"]
+    assert read_status(run_dir)["status"] == "failed" and read_status(run_dir)["exit_code"] == 5
