@@ -266,6 +266,7 @@ def test_hydra_composition_errors_are_reported_in_the_same_style(override, field
         assert override.split("=", 1)[1] in str(err), str(err)
 
 
+@pytest.mark.filterwarnings("ignore:'torchsnn.run' found in sys.modules:RuntimeWarning")
 @pytest.mark.parametrize("override", ["simulation.dt_ms=abc", "simulation.dtt_ms=0.1", "drive=nonexistent"])
 def test_the_command_line_maps_hydra_errors_to_exit_2(override, tmp_path, monkeypatch):
     """The real entry point (``python -m torchsnn.run``), in-process: one line on stderr, exit code 2."""
