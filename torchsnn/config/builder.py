@@ -102,7 +102,8 @@ def build_scaffold(cfg: Mapping[str, Any], rng: np.random.Generator) -> SparseSc
             rules[(p["post"], p["pre"])].validate(sizes[p["pre"]], sizes[p["post"]], p["pre"] == p["post"])
         except ConfigError as err:
             raise err.at(f"network.projections.{name}.connectivity") from None
-    return SparseScaffold.build(sizes, rules, rng)
+    device = resolve_device(cfg["simulation"].get("device", "auto"))  # wiring runs on the simulation's device
+    return SparseScaffold.build(sizes, rules, rng, device=device)
 
 
 def r_p_values(plasticity: Mapping[str, Any]) -> float | list[float]:

@@ -153,12 +153,16 @@ def calibrate_copula(law_in: DegreeLaw, law_out: DegreeLaw, r: float, field: str
 
 
 def sample_correlated_degrees(
-    law_in: DegreeLaw, law_out: DegreeLaw, rho: float, n: int, gen: torch.Generator
+    law_in: DegreeLaw, law_out: DegreeLaw, rho: float, n: int, gen: torch.Generator | np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """n pairs (K, L) (int64, on the generator's device): K = min{k : a_k >= z1}, L likewise from
-    z2 = rho z1 + sqrt(1 - rho^2) e, with z1, e independent standard normals (float64)."""
+    z2 = rho z1 + sqrt(1 - rho^2) e, with z1, e independent standard normals (float64). A numpy Generator
+    seeds a CPU torch Generator."""
+    from torchsnn.scaffold.edges import torch_generator
+
     rho = check_range("rho", rho, -1.0, 1.0)
     n = check_int("n", n, 0)
+    gen = torch_generator(gen)
     z1 = torch.randn(n, dtype=torch.float64, generator=gen, device=gen.device)
     e = torch.randn(n, dtype=torch.float64, generator=gen, device=gen.device)
     z2 = rho * z1 + math.sqrt(max(1.0 - rho * rho, 0.0)) * e
