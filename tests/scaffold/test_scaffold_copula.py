@@ -125,7 +125,9 @@ def test_conditional_out_mean_identities_and_sampling(rho: float) -> None:
     assert cov / math.sqrt(law_in.variance * law_out.variance) == pytest.approx(
         copula_pearson(law_in, law_out, rho), abs=1e-8
     )
-    kk, ell = (t.numpy() for t in sample_correlated_degrees(law_in, law_out, rho, 1_000_000, torch.Generator().manual_seed(5)))
+    kk, ell = (
+        t.numpy() for t in sample_correlated_degrees(law_in, law_out, rho, 1_000_000, torch.Generator().manual_seed(5))
+    )
     for value in np.quantile(kk, [0.1, 0.5, 0.9]).astype(int):
         sel = ell[kk == value]
         se = max(sel.std(), 1.0) / math.sqrt(sel.size)
