@@ -56,11 +56,11 @@ def _device(cfg: dict, seed: int, device: str) -> int:
     return sum(b.n_edges for b in scaffold.blocks.values())
 
 
-def _timed(fn, probe: common.MemoryProbe) -> tuple[float, float, int]:
+def _timed(fn, args: tuple, probe: common.MemoryProbe) -> tuple[float, float, int]:
     baseline = probe.current_mb()
     probe.start()
     t0 = time.perf_counter()
-    edges = fn()
+    edges = fn(*args)
     wall = time.perf_counter() - t0
     return wall, probe.peak_mb() - baseline, edges
 
@@ -74,8 +74,8 @@ def run(opts: Options) -> list[dict]:
         _device(cfg, seed, opts.device)  # warm-up (scipy tables, copula calibration, kernels)
         ref, new = [], []
         for rep in range(max(opts.repeats, 1)):
-            ref.append(_timed(lambda: _reference(cfg, seed + rep), common.MemoryProbe("cpu")))
-            new.append(_timed(lambda: _device(cfg, seed + rep, opts.device), probe))
+            ref.append(_timed(_reference, (cfg, seed + rep), common.MemoryProbe("cpu")))
+            new.append(_timed(_device, (cfg, seed + rep, opts.device), probe))
         speedup = statistics.median(r[0] for r in ref) / statistics.median(r[0] for r in new)
         for variant, runs, extra in (
             ("reference numpy (host)", ref, {}),

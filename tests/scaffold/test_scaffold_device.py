@@ -21,8 +21,8 @@ from torchsnn.scaffold import (
     LognormalDegree,
     PairwiseBernoulli,
     SparseScaffold,
+    edges,
 )
-from torchsnn.scaffold import edges as E
 
 RULES = {
     "fixed": FixedInDegree(50),
@@ -44,7 +44,7 @@ def _gen(seed: int, device: str = "cpu") -> torch.Generator:
 
 @pytest.mark.parametrize("name", list(RULES))
 def test_same_seed_same_scaffold_other_seed_other_scaffold(name: str, monkeypatch) -> None:
-    monkeypatch.setitem(E.CHUNK_EDGES, "cpu", 2048)  # many chunks: placement and re-matching across chunks
+    monkeypatch.setitem(edges.CHUNK_EDGES, "cpu", 2048)  # many chunks: placement and re-matching across chunks
     rule = RULES[name]
     a, b, c = (rule.connect(1500, 1500, True, _gen(s)) for s in (7, 7, 8))
     assert torch.equal(a.row_ptr, b.row_ptr) and torch.equal(a.post_index, b.post_index)
@@ -55,7 +55,7 @@ def test_same_seed_same_scaffold_other_seed_other_scaffold(name: str, monkeypatc
 def test_chunked_wiring_equals_the_law_of_one_chunk(monkeypatch) -> None:
     """The chunking is an implementation detail: with 40 chunks the configuration model still realises the
     requested degrees and r (r sd at n = 4,000: about 0.015; 0.05 is > 3 sd)."""
-    monkeypatch.setitem(E.CHUNK_EDGES, "cpu", 4096)
+    monkeypatch.setitem(edges.CHUNK_EDGES, "cpu", 4096)
     law = GammaDegree(40, 0.7)
     w = ConfigurationModel(law, r=0.4).connect(4000, 4000, True, _gen(3))
     kin = torch.bincount(w.post_index, minlength=4000).double()
@@ -69,13 +69,13 @@ def test_chunked_wiring_equals_the_law_of_one_chunk(monkeypatch) -> None:
 def test_shuffle_is_uniform_over_permutations(monkeypatch) -> None:
     """4 elements in 2 blocks of 2 and 2 buckets (the two-level path): 24 orders, 9,600 draws, 400 expected each;
     chi-square p-value above 1e-3 at a fixed seed."""
-    monkeypatch.setitem(E.CHUNK_EDGES, "cpu", 2)
+    monkeypatch.setitem(edges.CHUNK_EDGES, "cpu", 2)
     gen = _gen(11)
     x = torch.arange(4)
     index = {p: i for i, p in enumerate(itertools.permutations(range(4)))}
     counts = np.zeros(24)
     for _ in range(9600):
-        counts[index[tuple(E.shuffle(x, gen).tolist())]] += 1
+        counts[index[tuple(edges.shuffle(x, gen).tolist())]] += 1
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
@@ -83,37 +83,37 @@ def test_distinct_uniform_and_merge() -> None:
     gen = _gen(5)
     hits = torch.zeros(50)
     for _ in range(2000):
-        s = E.distinct_uniform(50, 10, gen)
+        s = edges.distinct_uniform(50, 10, gen)
         assert s.numel() == 10 and torch.all(s[1:] > s[:-1])
         hits[s] += 1
     # each element is chosen with probability 1/5: 400 expected, sd 17.9; 5 sd
     assert float((hits - 400).abs().max()) < 5 * math.sqrt(2000 * 0.2 * 0.8)
-    assert E.distinct_uniform(6, 5, gen).tolist() != []  # dense: the complement path
+    assert edges.distinct_uniform(6, 5, gen).tolist() != []  # dense: the complement path
     a, b = torch.tensor([1, 4, 9, 10]), torch.tensor([0, 5, 11])
-    assert E.merge_sorted(a, b).tolist() == sorted(a.tolist() + b.tolist())
+    assert edges.merge_sorted(a, b).tolist() == sorted(a.tolist() + b.tolist())
 
 
 def test_int64_index_arithmetic_past_2_31() -> None:
     """Keys, fill offsets and positions beyond 2^31 (a block of 3e9 pre neurons, CSR offsets near 5e9) stay
     exact, without allocating anything of that size."""
     n_pre, n_post = 3_000_000_000, 4
-    edges = E.EdgeSet(n_pre, n_post, expected_edges=4, device=torch.device("cpu"))
-    assert edges.width == 4 and len(edges.starts) == 1
-    assert edges.dtype == torch.int64  # pre * width + post does not fit int32
+    chunks = edges.EdgeSet(n_pre, n_post, expected_edges=4, device=torch.device("cpu"))
+    assert chunks.width == 4 and len(chunks.starts) == 1
+    assert chunks.dtype == torch.int64  # pre * width + post does not fit int32
     pre = torch.tensor([2_999_999_999, 2_500_000_000, 2_999_999_999, 7], dtype=torch.int64)
     post = torch.tensor([3, 1, 3, 0], dtype=torch.int64)
-    rej_pre, rej_post, _ = edges.insert(0, pre, post)
+    rej_pre, rej_post, _ = chunks.insert(0, pre, post)
     assert rej_pre.tolist() == [2_999_999_999] and rej_post.tolist() == [3]  # the repeated pair
-    keys = edges.keys[0]
+    keys = chunks.keys[0]
     assert keys.tolist() == sorted(
-        int(p) * edges.width + int(q) for p, q in {(7, 0), (2_500_000_000, 1), (2_999_999_999, 3)}
+        int(p) * chunks.width + int(q) for p, q in {(7, 0), (2_500_000_000, 1), (2_999_999_999, 3)}
     )
     # CSR placement of a chunk whose rows start past 2^31: positions are fill[pre] + rank in the chunk
     width, start = 1000, 4000
     first = torch.tensor([0 * width + 5, 0 * width + 7, 2 * width + 1], dtype=torch.int64)
     later = torch.tensor([0 * width + 6, 1 * width + 0], dtype=torch.int64)
     fill = torch.tensor([5_000_000_000, 2**31 + 3, 2**32], dtype=torch.int64)
-    placed, count = E.csr_positions(first, later, width, start, fill)
+    placed, count = edges.csr_positions(first, later, width, start, fill)
     (pos_a, post_a), (pos_b, post_b) = placed
     assert count.tolist() == [3, 1, 1]
     assert pos_a.tolist() == [5_000_000_000, 5_000_000_002, 2**32] and post_a.tolist() == [4005, 4007, 4001]

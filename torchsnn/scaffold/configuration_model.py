@@ -214,7 +214,7 @@ def _rematch(
     chunk = torch.div(post, edges.width, rounding_mode="floor")
     sizes = torch.bincount(chunk, minlength=len(edges.starts)).tolist()
     out_pre, out_post, n_self = [], [], 0
-    for index, (p, q) in enumerate(zip(pre.split(sizes), post.split(sizes))):
+    for index, (p, q) in enumerate(zip(pre.split(sizes), post.split(sizes), strict=True)):
         if q.numel():
             rp, rq, s = edges.insert(index, p, q, no_self=square)
             out_pre.append(rp), out_post.append(rq)

@@ -218,7 +218,7 @@ class EdgeSet:
         """(row_ptr int64 (n_pre + 1,), post_index int32 (n_edges,)): rows ascending; the chunks are released."""
         dev = self.device
         counts = torch.zeros(self.n_pre, dtype=torch.int64, device=dev)
-        for index, (first, later) in enumerate(zip(self.keys, self.later)):
+        for index, (first, later) in enumerate(zip(self.keys, self.later, strict=True)):
             width = self.chunk_range(index)[1] - self.starts[index]
             for keys in (first, later):
                 counts += torch.bincount(torch.div(keys, width, rounding_mode="floor"), minlength=self.n_pre)

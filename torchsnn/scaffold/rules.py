@@ -1,7 +1,8 @@
 """Connectivity rules for one block post <- pre (NEST names where they exist; theory.md §2).
 
 A rule validates its parameters against the block (``validate``: ConfigError before any work), wires it
-(``connect``: a CSR on the generator's device, no duplicates; a numpy Generator is turned into a CPU torch one) and states the degree laws the mean-field
+(``connect``: a CSR on the generator's device, no duplicates; a numpy Generator seeds a CPU torch
+one) and states the degree laws the mean-field
 theory needs (``degree_laws``). ``square`` means the block connects a population to itself: then there are no
 autapses (unless a rule allows them) and a neuron's in- and out-degree may be correlated.
 
