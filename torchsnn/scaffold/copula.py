@@ -156,13 +156,14 @@ def sample_correlated_degrees(
     law_in: DegreeLaw, law_out: DegreeLaw, rho: float, n: int, gen: torch.Generator | np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """n pairs (K, L) (int64, on the generator's device): K = min{k : a_k >= z1}, L likewise from
-    z2 = rho z1 + sqrt(1 - rho^2) e, with z1, e independent standard normals (float64). A numpy Generator
-    seeds a CPU torch Generator."""
-    from torchsnn.scaffold.edges import torch_generator
-
+    z2 = rho z1 + sqrt(1 - rho^2) e, with z1, e independent standard normals (float64). With a numpy Generator
+    (host Monte Carlo, e.g. of the theory) the draws are numpy and the result is two int64 numpy arrays."""
     rho = check_range("rho", rho, -1.0, 1.0)
     n = check_int("n", n, 0)
-    gen = torch_generator(gen)
+    if isinstance(gen, np.random.Generator):
+        x1 = gen.standard_normal(n)
+        x2 = rho * x1 + math.sqrt(max(1.0 - rho * rho, 0.0)) * gen.standard_normal(n)
+        return tuple(_from_normal(law, torch.from_numpy(x)).numpy() for law, x in ((law_in, x1), (law_out, x2)))
     z1 = torch.randn(n, dtype=torch.float64, generator=gen, device=gen.device)
     e = torch.randn(n, dtype=torch.float64, generator=gen, device=gen.device)
     z2 = rho * z1 + math.sqrt(max(1.0 - rho * rho, 0.0)) * e
