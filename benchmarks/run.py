@@ -4,7 +4,7 @@
     python -m benchmarks.run --scenarios brunel_a --peers brian2,nest --out benchmarks/results/mine.json
     python -m benchmarks.run --device cuda                     # GPU rows (brunel_a, batch 1..64, scale)
 
-Scenarios: brunel_a, brunel_a_batch, brunel_a_plastic, scale, meanfield (benchmarks/README.md). Peers run the
+Scenarios: brunel_a, brunel_a_batch, brunel_a_plastic, scale, meanfield, wiring (benchmarks/README.md). Peers run the
 identical ``brunel_a`` network in their own virtual environments (``bash benchmarks/peers/setup_envs.sh``);
 ratios of synaptic events per second are printed for this invocation only: on a shared machine, only ratios
 measured side by side count, and absolute times only on a GPU.
@@ -26,7 +26,7 @@ from benchmarks.common import Options
 from benchmarks.peers import runner
 from benchmarks.scenarios import SCENARIOS
 
-DEFAULT_SCENARIOS = ("brunel_a", "brunel_a_batch", "brunel_a_plastic", "scale", "meanfield")
+DEFAULT_SCENARIOS = ("brunel_a", "brunel_a_batch", "brunel_a_plastic", "scale", "meanfield", "wiring")
 
 
 def _csv(text: str) -> tuple[str, ...]:

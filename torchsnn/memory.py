@@ -30,8 +30,46 @@ def expected_edges(cfg: Mapping[str, Any]) -> dict[str, float]:
     return edges
 
 
-def estimate_bytes(cfg: Mapping[str, Any]) -> dict[str, float]:
-    """Device bytes of the simulation by part (and ``total``), from sizes, degrees, replicas and run length."""
+def wiring_peak_bytes(cfg: Mapping[str, Any], device_type: str = "cpu") -> float:
+    """Peak bytes while the scaffold is wired on ``device_type`` (torchsnn/scaffold/edges.py), blocks in order:
+
+        peak = max over blocks b of [ sum_{a before b} (4 E_a + 8 (n_pre,a + 1)) + transient_b ]
+
+    transient of a block with E edges and local keys of k bytes (4 when n_pre * chunk width < 2^31, else 8):
+    fixed in-degree / pairwise: k E (sorted keys) + 4 E (int32 targets) + 8 (n_pre + 1) (row_ptr);
+    configuration model: 16 E while the pre stubs are shuffled (int64 input and output), then 8 E + k E;
+    dense blocks (complement): n_pre n_post (mask) + 20 E; each plus the work arrays of one chunk (48 B per
+    edge of a chunk of CHUNK_EDGES[device])."""
+    from torchsnn.scaffold.edges import CHUNK_EDGES
+
+    chunk = CHUNK_EDGES.get(device_type, CHUNK_EDGES["cuda"])
+    pops = {n: int(p["size"]) for n, p in cfg["network"]["populations"].items()}
+    edges = expected_edges(cfg)
+    done, peak = 0.0, 0.0
+    for name, p in (cfg["network"].get("projections") or {}).items():
+        n_pre, n_post, e = pops[p["pre"]], pops[p["post"]], edges[name]
+        target = str(p["connectivity"].get("_target_", ""))
+        width = min(n_post, max(1, int(chunk // max(e / max(n_post, 1), 1.0))))
+        key = 4 if n_pre * width < 2**31 else 8
+        csr = 4 * e + 8 * (n_pre + 1)
+        if target.endswith("ConfigurationModel"):
+            transient = max(16 * e, (8 + key) * e, (key + 4) * e) + 8 * (n_pre + 1)
+        elif e > 0.5 * n_pre * n_post:
+            transient = n_pre * n_post + 20 * e + 8 * (n_pre + 1)
+        else:
+            transient = key * e + csr
+        peak = max(peak, done + transient + 48 * min(chunk, e))
+        done += csr
+    return peak
+
+
+def estimate_bytes(cfg: Mapping[str, Any], device_type: str | None = None) -> dict[str, float]:
+    """Device bytes by part (and ``total``), from sizes, degrees, replicas and run length. The parts add up to
+    the total: the run's own parts, then the wiring's peak beyond them (the wiring's work arrays are freed
+    before the neuron state, rings and monitors are allocated, so total = max(wiring peak, run))."""
+    if device_type is None:
+        spec = str(cfg["simulation"].get("device", "auto"))
+        device_type = ("cuda" if torch.cuda.is_available() else "cpu") if spec == "auto" else torch.device(spec).type
     sim = cfg["simulation"]
     batch = int(sim.get("replicas", 1))
     dt = float(sim["dt_ms"])
@@ -54,6 +92,8 @@ def estimate_bytes(cfg: Mapping[str, Any]) -> dict[str, float]:
         "population rate per step": steps * batch * 4 * len(pops),
         "traces": n_total * batch * 4 if plastic else 0.0,
     }
+    run = sum(parts.values())
+    parts["wiring (peak beyond the run's parts)"] = max(0.0, wiring_peak_bytes(cfg, device_type) - run)
     parts["total"] = sum(parts.values())
     return parts
 
@@ -72,10 +112,10 @@ def available_bytes(device: torch.device) -> float:
 
 
 def check_memory(cfg: Mapping[str, Any], device: torch.device, headroom: float = 0.9) -> dict[str, float]:
-    """The estimate; raises ConfigError (estimate vs available) when it exceeds ``headroom`` of the free memory.
-    On the CPU, wiring needs about 40 bytes per edge more while it runs (sorting int64 edge lists)."""
-    parts = estimate_bytes(cfg)
-    need = parts["total"] + (40.0 * sum(expected_edges(cfg).values()) if device.type == "cpu" else 0.0)
+    """The estimate (wiring included); raises ConfigError (estimate by part vs available) when it exceeds
+    ``headroom`` of the free memory."""
+    parts = estimate_bytes(cfg, device.type)
+    need = parts["total"]
     free = available_bytes(device)
     if need > headroom * free:
         raise ConfigError(

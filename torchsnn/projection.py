@@ -76,7 +76,8 @@ class Projection(nn.Module):
         self.register_buffer("weight_mv", torch.tensor(self.sign * self.weight_magnitude_mv))
         if rule is not None:
             counts = self.row_ptr[1:] - self.row_ptr[:-1]
-            self.register_buffer("pre_index_long", torch.repeat_interleave(torch.arange(self.n_pre), counts))
+            rows = torch.arange(self.n_pre, device=counts.device)  # the scaffold may be wired on the device
+            self.register_buffer("pre_index_long", torch.repeat_interleave(rows, counts))
             self.register_buffer("post_index_long", self.post_index.long())
 
     @property

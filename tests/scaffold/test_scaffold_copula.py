@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import special, stats
 
 from torchsnn.errors import ConfigError
@@ -83,8 +84,9 @@ def test_pearson_near_one_with_few_large_steps(law_in: DegreeLaw, law_out: Degre
 @pytest.mark.parametrize("rho", [-1.0, -0.6, 0.7, 1.0])
 def test_pearson_matches_sampling(rho: float) -> None:
     law_in, law_out = GammaDegree(50, 0.8), LognormalDegree(50, 1.0)
-    k, ell = sample_correlated_degrees(law_in, law_out, rho, 1_000_000, np.random.default_rng(11))
-    assert k.dtype == np.int64 and ell.dtype == np.int64
+    k, ell = sample_correlated_degrees(law_in, law_out, rho, 1_000_000, torch.Generator().manual_seed(11))
+    assert k.dtype == torch.int64 and ell.dtype == torch.int64
+    k, ell = k.numpy(), ell.numpy()
     assert k.mean() == pytest.approx(law_in.mean, abs=5 * math.sqrt(law_in.variance / k.size))
     r = copula_pearson(law_in, law_out, rho)
     # sampling sd of Pearson r is about (1 - r^2) / sqrt(n) = 1e-3 here; heavy tails inflate it: allow 5e-3
@@ -123,7 +125,9 @@ def test_conditional_out_mean_identities_and_sampling(rho: float) -> None:
     assert cov / math.sqrt(law_in.variance * law_out.variance) == pytest.approx(
         copula_pearson(law_in, law_out, rho), abs=1e-8
     )
-    kk, ell = sample_correlated_degrees(law_in, law_out, rho, 1_000_000, np.random.default_rng(5))
+    kk, ell = (
+        t.numpy() for t in sample_correlated_degrees(law_in, law_out, rho, 1_000_000, torch.Generator().manual_seed(5))
+    )
     for value in np.quantile(kk, [0.1, 0.5, 0.9]).astype(int):
         sel = ell[kk == value]
         se = max(sel.std(), 1.0) / math.sqrt(sel.size)
@@ -138,9 +142,9 @@ def test_realised_r_of_configuration_model(r: float) -> None:
     """N = 10,000: the sampling sd of Pearson r for these marginals is about 0.01, so 0.02 is 2 sd at a fixed seed;
     stub adjustment and lost edges change the degrees by well under 1 %."""
     rule = ConfigurationModel(GammaDegree(300, 0.7), r=r)
-    wiring = rule.connect(10_000, 10_000, True, np.random.default_rng(2024))
-    kin = np.bincount(wiring.post, minlength=10_000)
-    kout = np.bincount(wiring.pre, minlength=10_000)
+    wiring = rule.connect(10_000, 10_000, True, torch.Generator().manual_seed(2024))
+    kin = np.bincount(wiring.post.numpy(), minlength=10_000)
+    kout = np.bincount(wiring.pre.numpy(), minlength=10_000)
     realised = np.corrcoef(kin, kout)[0, 1]
     assert wiring.report["r_realised"] == pytest.approx(realised, abs=1e-12)
     assert realised == pytest.approx(r, abs=0.02)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from torchsnn.scaffold import (
@@ -21,14 +22,25 @@ from torchsnn.scaffold import (
 )
 
 
-def check_simple(w: Wiring, n_pre: int, n_post: int, square: bool) -> None:
-    """int64 indices in range, no duplicate pairs, no self-connections in square blocks."""
-    assert w.pre.dtype == np.int64 and w.post.dtype == np.int64 and w.pre.shape == w.post.shape
+class Edges:
+    """A wiring's edges as numpy arrays (pre, post), for the checks below."""
+
+    def __init__(self, w: Wiring) -> None:
+        self.pre, self.post, self.report = w.pre.numpy(), w.post.numpy(), w.report
+
+
+def check_simple(wiring: Wiring, n_pre: int, n_post: int, square: bool) -> Edges:
+    """CSR invariants (int64 row_ptr, int32 targets, rows strictly ascending), indices in range, no duplicate
+    pairs, no self-connections in square blocks."""
+    assert wiring.row_ptr.dtype == torch.int64 and wiring.post_index.dtype == torch.int32
+    assert wiring.row_ptr.shape == (n_pre + 1,) and int(wiring.row_ptr[0]) == 0
+    w = Edges(wiring)
     assert w.pre.min(initial=0) >= 0 and w.pre.max(initial=0) < n_pre and w.post.max(initial=0) < n_post
     keys = w.pre * n_post + w.post
-    assert np.unique(keys).size == keys.size
+    assert np.all(keys[1:] > keys[:-1])  # CSR order by pre, ascending post in each row, no duplicates
     if square:
         assert not np.any(w.pre == w.post)
+    return w
 
 
 def degree_chisquare(law, degrees: np.ndarray) -> float:
@@ -51,8 +63,7 @@ def degree_chisquare(law, degrees: np.ndarray) -> float:
 )
 def test_fixed_indegree_exact_and_uniform(n_pre: int, n_post: int, square: bool, k: int) -> None:
     rule = FixedInDegree(k)
-    w = rule.connect(n_pre, n_post, square, np.random.default_rng(1))
-    check_simple(w, n_pre, n_post, square)
+    w = check_simple(rule.connect(n_pre, n_post, square, torch.Generator().manual_seed(1)), n_pre, n_post, square)
     assert np.all(np.bincount(w.post, minlength=n_post) == k)
     out = np.bincount(w.pre, minlength=n_pre)
     laws = rule.degree_laws(n_pre, n_post, square)
@@ -61,7 +72,7 @@ def test_fixed_indegree_exact_and_uniform(n_pre: int, n_post: int, square: bool,
 
 
 def test_fixed_indegree_autapses_when_allowed() -> None:
-    w = FixedInDegree(100, allow_autapses=True).connect(1000, 1000, True, np.random.default_rng(2))
+    w = Edges(FixedInDegree(100, allow_autapses=True).connect(1000, 1000, True, torch.Generator().manual_seed(2)))
     assert np.all(np.bincount(w.post, minlength=1000) == 100)
     assert 60 < np.sum(w.pre == w.post) < 140  # each post neuron picks itself with probability 0.1: mean 100, sd 9.5
 
@@ -70,8 +81,7 @@ def test_fixed_indegree_autapses_when_allowed() -> None:
 def test_pairwise_bernoulli_counts(p: float) -> None:
     n = 1200
     rule = PairwiseBernoulli(p)
-    w = rule.connect(n, n, True, np.random.default_rng(3))
-    check_simple(w, n, n, True)
+    w = check_simple(rule.connect(n, n, True, torch.Generator().manual_seed(3)), n, n, True)
     pairs = n * (n - 1)
     assert abs(w.pre.size - p * pairs) <= 5 * math.sqrt(pairs * p * (1 - p)) + 1e-9  # binomial: 5 sd
     if 0 < p < 1:
@@ -85,8 +95,7 @@ def test_pairwise_bernoulli_counts(p: float) -> None:
 def test_configuration_model_square(law) -> None:
     n = 3000
     rule = ConfigurationModel(law, r=0.3)
-    w = rule.connect(n, n, True, np.random.default_rng(4))
-    check_simple(w, n, n, True)
+    w = check_simple(rule.connect(n, n, True, torch.Generator().manual_seed(4)), n, n, True)
     kin, kout = np.bincount(w.post, minlength=n), np.bincount(w.pre, minlength=n)
     rep = w.report
     assert kin.sum() == kout.sum() == rep["n_edges"] == w.pre.size  # degree sums were equalised
@@ -106,8 +115,7 @@ def test_configuration_model_rectangular_derives_out_mean() -> None:
     rule = ConfigurationModel(PoissonDegree(60))
     laws = rule.degree_laws(n_pre, n_post, False)
     assert laws.out_degree == PoissonDegree(40) and laws.copula_rho is None  # n_post * 60 = n_pre * 40
-    w = rule.connect(n_pre, n_post, False, np.random.default_rng(5))
-    check_simple(w, n_pre, n_post, False)
+    w = check_simple(rule.connect(n_pre, n_post, False, torch.Generator().manual_seed(5)), n_pre, n_post, False)
     assert np.bincount(w.pre, minlength=n_pre).mean() == pytest.approx(40, abs=5 * math.sqrt(40 / n_pre))
     assert "r_realised" not in w.report
     binom = ConfigurationModel(BinomialDegree(60)).degree_laws(n_pre, n_post, False)
@@ -115,16 +123,16 @@ def test_configuration_model_rectangular_derives_out_mean() -> None:
 
 
 def test_wiring_is_reproducible_from_the_generator() -> None:
-    a = ConfigurationModel(GammaDegree(20, 0.5), r=0.2).connect(500, 500, True, np.random.default_rng(9))
-    b = ConfigurationModel(GammaDegree(20, 0.5), r=0.2).connect(500, 500, True, np.random.default_rng(9))
-    assert np.array_equal(a.pre, b.pre) and np.array_equal(a.post, b.post)
+    a = ConfigurationModel(GammaDegree(20, 0.5), r=0.2).connect(500, 500, True, torch.Generator().manual_seed(9))
+    b = ConfigurationModel(GammaDegree(20, 0.5), r=0.2).connect(500, 500, True, torch.Generator().manual_seed(9))
+    assert torch.equal(a.row_ptr, b.row_ptr) and torch.equal(a.post_index, b.post_index)
 
 
 def test_full_size_wiring() -> None:
     """N_E = 10,000 with fixed in-degree 1,000 (1e7 edges) and a configuration model with mean degree 500 wire
     completely (speed is measured by the benchmarks, never here)."""
-    w = FixedInDegree(1000).connect(10_000, 10_000, True, np.random.default_rng(0))
+    w = Edges(FixedInDegree(1000).connect(10_000, 10_000, True, torch.Generator().manual_seed(0)))
     assert w.pre.size == 10_000_000 and not np.any(w.pre == w.post)
     assert np.all(np.bincount(w.post, minlength=10_000) == 1000)
-    w = ConfigurationModel(GammaDegree(500, 0.5), r=0.3).connect(10_000, 10_000, True, np.random.default_rng(0))
+    w = ConfigurationModel(GammaDegree(500, 0.5), r=0.3).connect(10_000, 10_000, True, torch.Generator().manual_seed(0))
     assert w.report["n_edges"] > 0.99 * 5_000_000

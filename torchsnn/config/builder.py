@@ -102,7 +102,8 @@ def build_scaffold(cfg: Mapping[str, Any], rng: np.random.Generator) -> SparseSc
     """Validate every connectivity rule against its block (errors carry the config path), then wire."""
     rules = build_rules(cfg)
     sizes = validate_rules(cfg, rules)
-    return SparseScaffold.build(sizes, rules, rng)
+    device = resolve_device(cfg["simulation"].get("device", "auto"))  # wiring runs on the simulation's device
+    return SparseScaffold.build(sizes, rules, rng, device=device)
 
 
 def validate_rules(cfg: Mapping[str, Any], rules: Mapping[tuple[str, str], Any]) -> dict[str, int]:

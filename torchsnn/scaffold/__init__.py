@@ -1,6 +1,7 @@
 """Binary scaffolds: degree laws, correlated in/out degrees, connectivity rules and the sparse CSR scaffold.
 
-See theory.md §2. Degrees are dimensionless; randomness comes only from an explicit ``numpy.random.Generator``.
+See theory.md §2. Degrees are dimensionless. Wiring runs as torch code on the device of an explicit
+``torch.Generator`` (edges.py); degree laws and the copula calibration use numpy/scipy on the host.
 """
 
 from torchsnn.scaffold.configuration_model import ConfigurationModel

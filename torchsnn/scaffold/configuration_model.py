@@ -8,6 +8,9 @@
 3. Random stub matching; self-loops (square blocks) and repeated edges are removed and their stubs matched again,
    for up to ``rewire_rounds`` rounds, keeping only new edges that are neither self-loops nor duplicates.
    What is still unmatched at the end is lost and reported (``self_loops_removed``, ``duplicates_removed``).
+
+All of it runs as vectorised torch code on the generator's device (edges.py: chunked sorted keys, CSR by
+counting placement); the same seed gives the same scaffold on the same device.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
+import torch
+from torch import Tensor
 
 from torchsnn.errors import ConfigError
 from torchsnn.scaffold.copula import calibrate_copula, sample_correlated_degrees
 from torchsnn.scaffold.degree_laws import BinomialDegree, DegreeLaw
-from torchsnn.scaffold.rules import BlockDegreeLaws, ConnectivityRule, Wiring
+from torchsnn.scaffold.edges import EdgeSet, distinct_uniform, sample_table, shuffle, take, torch_generator
+from torchsnn.scaffold.rules import BlockDegreeLaws, ConnectivityRule, Rng, Wiring
 from torchsnn.validation import check_int, check_range, require
 
 MAX_EXCESS_PROBABILITY = 1e-6  # a law may exceed the number of candidate partners at most this often
@@ -102,20 +107,21 @@ class ConfigurationModel(ConnectivityRule):
         law_in, law_out, rho = self._resolve(n_pre, n_post, square)
         return BlockDegreeLaws(law_in, law_out, rho, self.r)
 
-    def connect(self, n_pre: int, n_post: int, square: bool, rng: np.random.Generator) -> Wiring:
+    def connect(self, n_pre: int, n_post: int, square: bool, rng: Rng) -> Wiring:
         law_in, law_out, rho = self._resolve(n_pre, n_post, square)
         m_in, m_out = self.candidates(n_pre, n_post, square)
+        gen = torch_generator(rng)
         if square:
-            k, out_deg = sample_correlated_degrees(law_in, law_out, rho, n_post, rng)
+            k, out_deg = sample_correlated_degrees(law_in, law_out, rho, n_post, gen)
         else:
-            k, out_deg = law_in.sample(n_post, rng), law_out.sample(n_pre, rng)
-        clipped = int(np.sum(k > m_in) + np.sum(out_deg > m_out))
-        k, out_deg = np.minimum(k, m_in), np.minimum(out_deg, m_out)
-        out_deg, adjusted = _equalise(k.sum(), out_deg, m_out, rng)
-        keys, lost = _match(k, out_deg, n_pre, n_post, square, self.rewire_rounds, rng)
-        pre, post = keys // n_post, keys % n_post
+            k, out_deg = _sample(law_in, n_post, gen), _sample(law_out, n_pre, gen)
+        clipped = int((k > m_in).sum() + (out_deg > m_out).sum())
+        k, out_deg = k.clamp_(max=m_in), out_deg.clamp_(max=m_out)
+        out_deg, adjusted = _equalise(int(k.sum()), out_deg, m_out, gen)
+        edges, lost = _match(k, out_deg, n_pre, n_post, square, self.rewire_rounds, gen)
+        row_ptr, post_index = edges.to_csr()
         report: dict[str, Any] = {
-            "n_edges": int(keys.size),
+            "n_edges": int(post_index.numel()),
             "stubs_adjusted": adjusted,
             "degrees_clipped": clipped,
             **lost,
@@ -123,10 +129,16 @@ class ConfigurationModel(ConnectivityRule):
             "copula_rho": rho,
         }
         if square:
-            kin, kout = np.bincount(post, minlength=n_post), np.bincount(pre, minlength=n_pre)
-            ok = kin.std() > 0 and kout.std() > 0
-            report["r_realised"] = float(np.corrcoef(kin, kout)[0, 1]) if ok else float("nan")
-        return Wiring(pre, post, report)
+            kin = torch.bincount(post_index, minlength=n_post).double()
+            kout = row_ptr.diff().double()
+            ok = bool(kin.std() > 0) and bool(kout.std() > 0)
+            report["r_realised"] = float(torch.corrcoef(torch.stack((kin, kout)))[0, 1]) if ok else float("nan")
+        return Wiring(row_ptr, post_index, report)
+
+
+def _sample(law: DegreeLaw, n: int, gen: torch.Generator) -> Tensor:
+    k, cdf, _ = law._table
+    return sample_table(k, cdf, n, gen)
 
 
 def _at(prefix: str, make: Any, *args: Any) -> DegreeLaw:
@@ -136,60 +148,76 @@ def _at(prefix: str, make: Any, *args: Any) -> DegreeLaw:
         raise err.at(prefix) from None
 
 
-def _equalise(total_in: int, out_deg: np.ndarray, cap: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def _equalise(total_in: int, out_deg: Tensor, cap: int, gen: torch.Generator) -> tuple[Tensor, int]:
     """Out-degrees summing to total_in: add stubs to uniform pre neurons (below ``cap``) or remove random stubs."""
-    out_deg = out_deg.copy()
-    diff = int(total_in - out_deg.sum())
+    out_deg = out_deg.clone()
+    n = out_deg.numel()
+    diff = total_in - int(out_deg.sum())
     if diff < 0:
-        stubs = rng.choice(int(out_deg.sum()), size=-diff, replace=False)
-        out_deg -= np.bincount(np.searchsorted(np.cumsum(out_deg), stubs, side="right"), minlength=out_deg.size)
+        stubs = distinct_uniform(int(out_deg.sum()), -diff, gen)
+        owner = torch.searchsorted(torch.cumsum(out_deg, 0), stubs, right=True)
+        out_deg -= torch.bincount(owner, minlength=n)
     remaining = max(diff, 0)
     while remaining:
-        out_deg += np.bincount(rng.integers(0, out_deg.size, size=remaining), minlength=out_deg.size)
-        over = np.maximum(out_deg - cap, 0)
+        out_deg += torch.bincount(torch.randint(0, n, (remaining,), generator=gen, device=gen.device), minlength=n)
+        over = (out_deg - cap).clamp_(min=0)
         out_deg -= over
         remaining = int(over.sum())
     return out_deg, abs(diff)
 
 
 def _match(
-    k: np.ndarray, out_deg: np.ndarray, n_pre: int, n_post: int, square: bool, rounds: int, rng: np.random.Generator
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Random stub matching with re-matching of self-loops and duplicates; sorted unique keys pre * n_post + post.
+    k: Tensor, out_deg: Tensor, n_pre: int, n_post: int, square: bool, rounds: int, gen: torch.Generator
+) -> tuple[EdgeSet, dict[str, int]]:
+    """Random stub matching, then re-matching of self-loops and repeated pairs for up to ``rounds`` rounds.
 
-    A rejected edge is fully described by its key, so its two stubs are recovered from the key itself.
+    Post stubs are in post order, so each chunk of post neurons (EdgeSet) owns a contiguous run of stubs; a
+    rejected edge gives back its two stubs (its pre and post), which are matched again at random.
     """
-    post = np.repeat(np.arange(n_post, dtype=np.int64), k)
-    pre = rng.permutation(np.repeat(np.arange(n_pre, dtype=np.int64), out_deg))
-    first = np.zeros(0, dtype=np.int64)  # sorted edges accepted in the first round
-    later = np.zeros(0, dtype=np.int64)  # sorted edges accepted in re-matching rounds
+    dev = gen.device
+    total = int(k.sum())
+    edges = EdgeSet(n_pre, n_post, total, dev)
+    pre_stubs = torch.repeat_interleave(torch.arange(n_pre, device=dev), out_deg)
+    pre_stubs = shuffle(pre_stubs, gen)
+    stops = torch.tensor([edges.chunk_range(i)[1] - 1 for i in range(len(edges.starts))], device=dev)
+    bounds = [0, *take(torch.cumsum(k, 0), stops).tolist()]  # stub runs of the chunks
     counts: dict[str, int] = {}
+    rej_pre, rej_post, n_self = [], [], 0
+    for index in range(len(edges.starts)):
+        start, stop = edges.chunk_range(index)
+        a, b = bounds[index], bounds[index + 1]
+        post = torch.repeat_interleave(torch.arange(start, stop, device=dev), k[start:stop])
+        p, q, s = edges.insert(index, pre_stubs[a:b], post, no_self=square)
+        rej_pre.append(p), rej_post.append(q)
+        n_self += s
+    del pre_stubs
+    pre, post = torch.cat(rej_pre), torch.cat(rej_post)
     for attempt in range(rounds + 1):
-        keys = pre * n_post + post
-        self_loop = (pre == post) if square else np.zeros(keys.size, dtype=bool)
-        other = keys[~self_loop]
-        known = _contains(first, other) | _contains(later, other)
-        rest = np.sort(other[~known])
-        repeat = np.concatenate((np.zeros(min(rest.size, 1), dtype=bool), rest[1:] == rest[:-1]))
-        accepted = rest[~repeat]
-        if attempt == 0:
-            first = accepted
-        else:
-            later = np.insert(later, np.searchsorted(later, accepted), accepted)
-        rejected = np.concatenate((keys[self_loop], other[known], rest[repeat]))
-        n_self = int(self_loop.sum())
-        n_dup = keys.size - n_self - accepted.size
+        if attempt:
+            pre, post, n_self = _rematch(edges, pre, post, square, gen)
+        n_dup = int(pre.numel()) - n_self
         if attempt == 0:
             counts.update(self_loops_initial=n_self, duplicates_initial=n_dup)
         counts.update(self_loops_removed=n_self, duplicates_removed=n_dup, rewire_rounds_used=attempt)
-        if n_self + n_dup == 0 or attempt == rounds:
+        if pre.numel() == 0:
             break
-        pre, post = rng.permutation(rejected // n_post), rejected % n_post
-    return np.insert(first, np.searchsorted(first, later), later), counts
+    return edges, counts
 
 
-def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    if sorted_keys.size == 0:
-        return np.zeros(keys.size, dtype=bool)
-    idx = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
-    return sorted_keys[idx] == keys
+def _rematch(
+    edges: EdgeSet, pre: Tensor, post: Tensor, square: bool, gen: torch.Generator
+) -> tuple[Tensor, Tensor, int]:
+    """Match the rejected stubs again at random; returns the edges rejected this round and the self-loops."""
+    pre = shuffle(pre, gen)
+    post, order = torch.sort(post, stable=True)
+    pre = take(pre, order)
+    chunk = torch.div(post, edges.width, rounding_mode="floor")
+    sizes = torch.bincount(chunk, minlength=len(edges.starts)).tolist()
+    out_pre, out_post, n_self = [], [], 0
+    for index, (p, q) in enumerate(zip(pre.split(sizes), post.split(sizes), strict=True)):
+        if q.numel():
+            rp, rq, s = edges.insert(index, p, q, no_self=square)
+            out_pre.append(rp), out_post.append(rq)
+            n_self += s
+    empty = torch.zeros(0, dtype=torch.int64, device=gen.device)
+    return torch.cat([empty, *out_pre]), torch.cat([empty, *out_post]), n_self

@@ -30,6 +30,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+import torch
 from scipy import optimize, special
 
 from torchsnn.errors import ConfigError
@@ -152,19 +153,28 @@ def calibrate_copula(law_in: DegreeLaw, law_out: DegreeLaw, r: float, field: str
 
 
 def sample_correlated_degrees(
-    law_in: DegreeLaw, law_out: DegreeLaw, rho: float, n: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """n pairs (K, L) (int64): K = min{k : a_k >= z1}, L likewise from z2 = rho z1 + sqrt(1 - rho^2) e."""
+    law_in: DegreeLaw, law_out: DegreeLaw, rho: float, n: int, gen: torch.Generator | np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """n pairs (K, L) (int64, on the generator's device): K = min{k : a_k >= z1}, L likewise from
+    z2 = rho z1 + sqrt(1 - rho^2) e, with z1, e independent standard normals (float64). With a numpy Generator
+    (host Monte Carlo, e.g. of the theory) the draws are numpy and the result is two int64 numpy arrays."""
     rho = check_range("rho", rho, -1.0, 1.0)
     n = check_int("n", n, 0)
-    z1 = rng.standard_normal(n)
-    z2 = rho * z1 + math.sqrt(max(1.0 - rho * rho, 0.0)) * rng.standard_normal(n)
+    if isinstance(gen, np.random.Generator):
+        x1 = gen.standard_normal(n)
+        x2 = rho * x1 + math.sqrt(max(1.0 - rho * rho, 0.0)) * gen.standard_normal(n)
+        return tuple(_from_normal(law, torch.from_numpy(x)).numpy() for law, x in ((law_in, x1), (law_out, x2)))
+    z1 = torch.randn(n, dtype=torch.float64, generator=gen, device=gen.device)
+    e = torch.randn(n, dtype=torch.float64, generator=gen, device=gen.device)
+    z2 = rho * z1 + math.sqrt(max(1.0 - rho * rho, 0.0)) * e
     return _from_normal(law_in, z1), _from_normal(law_out, z2)
 
 
-def _from_normal(law: DegreeLaw, z: np.ndarray) -> np.ndarray:
+def _from_normal(law: DegreeLaw, z: torch.Tensor) -> torch.Tensor:
     k, a = law.normal_thresholds()
-    return k[np.minimum(np.searchsorted(a, z, side="left"), k.size - 1)]
+    a_t = torch.as_tensor(a, dtype=torch.float64, device=z.device)
+    idx = torch.searchsorted(a_t, z, side="left").clamp_(max=k.size - 1)
+    return torch.index_select(torch.as_tensor(k, dtype=torch.int64, device=z.device), 0, idx)
 
 
 def conditional_out_mean(law_in: DegreeLaw, law_out: DegreeLaw, rho: float, k: np.ndarray) -> np.ndarray:

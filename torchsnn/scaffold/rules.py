@@ -1,7 +1,8 @@
 """Connectivity rules for one block post <- pre (NEST names where they exist; theory.md §2).
 
 A rule validates its parameters against the block (``validate``: ConfigError before any work), wires it
-(``connect``: local int64 indices, one entry per edge, no duplicates) and states the degree laws the mean-field
+(``connect``: a CSR on the generator's device, no duplicates; a numpy Generator seeds a CPU torch
+one) and states the degree laws the mean-field
 theory needs (``degree_laws``). ``square`` means the block connects a population to itself: then there are no
 autapses (unless a rule allows them) and a neuron's in- and out-degree may be correlated.
 
@@ -15,18 +16,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from torchsnn.scaffold.degree_laws import BinomialDegree, DegreeLaw, FixedDegree
+from torchsnn.scaffold.edges import EdgeSet, sample_table, torch_generator
 from torchsnn.validation import check_int, check_range, require
+
+Rng = torch.Generator | np.random.Generator
 
 
 @dataclass
 class Wiring:
-    """The edges of one block: local indices (int64), one entry per edge, no duplicates."""
+    """The edges of one block as CSR by presynaptic neuron, on the wiring device: the targets of pre neuron i are
+    ``post_index[row_ptr[i]:row_ptr[i + 1]]`` (ascending, no duplicates); ``row_ptr`` int64, ``post_index`` int32."""
 
-    pre: np.ndarray
-    post: np.ndarray
+    row_ptr: Tensor
+    post_index: Tensor
     report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.post_index.numel())
+
+    @property
+    def pre(self) -> Tensor:
+        """(n_edges,) int64: the presynaptic neuron of each edge."""
+        rows = torch.arange(self.row_ptr.numel() - 1, device=self.row_ptr.device)
+        return torch.repeat_interleave(rows, self.row_ptr.diff())
+
+    @property
+    def post(self) -> Tensor:
+        """(n_edges,) int64: the postsynaptic neuron of each edge."""
+        return self.post_index.long()
 
 
 @dataclass
@@ -65,8 +87,9 @@ class ConnectivityRule(ABC):
         return n_pre - drop, n_post - drop
 
     @abstractmethod
-    def connect(self, n_pre: int, n_post: int, square: bool, rng: np.random.Generator) -> Wiring:
-        """Wire the block (validates first)."""
+    def connect(self, n_pre: int, n_post: int, square: bool, rng: Rng) -> Wiring:
+        """Wire the block (validates first) with the random stream ``rng`` (a torch.Generator on the wiring
+        device; the same seed gives the same wiring on the same device)."""
 
     @abstractmethod
     def degree_laws(self, n_pre: int, n_post: int, square: bool) -> BlockDegreeLaws:
@@ -94,11 +117,12 @@ class FixedInDegree(ConnectivityRule):
             + (" (n_pre - 1: no autapses)" if m_in < n_pre else " (n_pre)"),
         )
 
-    def connect(self, n_pre: int, n_post: int, square: bool, rng: np.random.Generator) -> Wiring:
+    def connect(self, n_pre: int, n_post: int, square: bool, rng: Rng) -> Wiring:
         self.validate(n_pre, n_post, square)
-        counts = np.full(n_post, self.indegree, dtype=np.int64)
-        keys = sample_distinct(counts, n_pre, n_post, square and not self.allow_autapses, rng)
-        return Wiring(keys // n_post, keys % n_post, {"n_edges": int(keys.size)})
+        gen = torch_generator(rng)
+        counts = torch.full((n_post,), self.indegree, dtype=torch.int64, device=gen.device)
+        row_ptr, post_index = sample_distinct(counts, n_pre, n_post, square and not self.allow_autapses, gen)
+        return Wiring(row_ptr, post_index, {"n_edges": int(post_index.numel())})
 
     def degree_laws(self, n_pre: int, n_post: int, square: bool) -> BlockDegreeLaws:
         self.validate(n_pre, n_post, square)
@@ -121,12 +145,14 @@ class PairwiseBernoulli(ConnectivityRule):
     def _validate(self, n_pre: int, n_post: int, square: bool) -> None:
         """Any p in [0, 1] (checked by the constructor) suits any block."""
 
-    def connect(self, n_pre: int, n_post: int, square: bool, rng: np.random.Generator) -> Wiring:
+    def connect(self, n_pre: int, n_post: int, square: bool, rng: Rng) -> Wiring:
         self.validate(n_pre, n_post, square)
+        gen = torch_generator(rng)
         m_in, _ = self.candidates(n_pre, n_post, square)
-        counts = rng.binomial(m_in, self.p, size=n_post).astype(np.int64)
-        keys = sample_distinct(counts, n_pre, n_post, square and not self.allow_autapses, rng)
-        return Wiring(keys // n_post, keys % n_post, {"n_edges": int(keys.size)})
+        k, cdf, _ = BinomialDegree(m_in * self.p, m_in)._table
+        counts = sample_table(k, cdf, n_post, gen)
+        row_ptr, post_index = sample_distinct(counts, n_pre, n_post, square and not self.allow_autapses, gen)
+        return Wiring(row_ptr, post_index, {"n_edges": int(post_index.numel())})
 
     def degree_laws(self, n_pre: int, n_post: int, square: bool) -> BlockDegreeLaws:
         self.validate(n_pre, n_post, square)
@@ -134,38 +160,42 @@ class PairwiseBernoulli(ConnectivityRule):
         return BlockDegreeLaws(BinomialDegree(m_in * self.p, m_in), BinomialDegree(m_out * self.p, m_out), None, 0.0)
 
 
-def sample_distinct(counts: np.ndarray, n_pre: int, n_post: int, no_self: bool, rng: np.random.Generator) -> np.ndarray:
-    """Sorted edge keys pre * n_post + post: post neuron j gets counts[j] distinct pre neurons, uniformly.
+def sample_distinct(
+    counts: Tensor, n_pre: int, n_post: int, no_self: bool, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """CSR (row_ptr, post_index) where post neuron j gets counts[j] distinct pre neurons, uniformly.
 
-    Draws with replacement and redraws the duplicates until none is left (any label-symmetric procedure gives
-    uniform subsets). Dense blocks (more than half of the pairs) draw the missing pairs instead and take the
-    complement. ``no_self`` excludes pre == post (values are drawn from n_pre - 1 and shifted past j).
+    Per chunk of post neurons: draw with replacement, keep the first copy of each pair, redraw one partner for
+    each rejected copy until none is left (label-symmetric, hence uniform subsets). Dense blocks (more than half
+    of the pairs) draw the missing pairs instead and take the complement. ``no_self`` excludes pre == post
+    (values drawn from n_pre - 1 and shifted past j).
     """
     m = n_pre - int(no_self)
-    if counts.sum() > 0.5 * m * n_post:
-        missing = sample_distinct(m - counts, n_pre, n_post, no_self, rng)
-        mask = np.ones(n_pre * n_post, dtype=bool)
-        mask[missing] = False
-        if no_self:
-            mask[np.arange(n_post) * (n_post + 1)] = False
-        return np.flatnonzero(mask).astype(np.int64)
-    rows = np.repeat(np.arange(n_post, dtype=np.int64), counts)
-    keys = np.sort(_draw(rows, m, n_post, no_self, rng))
-    while keys.size:
-        dup = keys[1:] == keys[:-1]
-        if not dup.any():
-            break
-        redo = keys[1:][dup] % n_post
-        keys = keys[np.concatenate(([True], ~dup))]
-        new = np.sort(_draw(redo, m, n_post, no_self, rng))
-        keys = np.insert(keys, np.searchsorted(keys, new), new)
-    return keys
+    dev = gen.device
+    total = int(counts.sum())
+    if total > 0.5 * m * n_post:
+        return _complement(sample_distinct(m - counts, n_pre, n_post, no_self, gen), n_pre, n_post, no_self)
+    edges = EdgeSet(n_pre, n_post, total, dev)
+    for index in range(len(edges.starts)):
+        start, stop = edges.chunk_range(index)
+        rows = torch.repeat_interleave(torch.arange(start, stop, dtype=edges.dtype, device=dev), counts[start:stop])
+        while rows.numel():
+            vals = torch.randint(0, max(m, 1), (rows.numel(),), generator=gen, device=dev, dtype=edges.dtype)
+            if no_self:
+                vals += vals >= rows
+            _, rows, _ = edges.insert(index, vals, rows)
+    return edges.to_csr()
 
 
-def _draw(rows: np.ndarray, m: int, n_post: int, no_self: bool, rng: np.random.Generator) -> np.ndarray:
-    if rows.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    vals = rng.integers(0, m, size=rows.size, dtype=np.int64)
+def _complement(csr: tuple[Tensor, Tensor], n_pre: int, n_post: int, no_self: bool) -> tuple[Tensor, Tensor]:
+    """The CSR of all pairs not in ``csr`` (nor pre == post with ``no_self``); dense blocks only (one byte a pair)."""
+    row_ptr, post_index = csr
+    dev = row_ptr.device
+    mask = torch.ones(n_pre, n_post, dtype=torch.bool, device=dev)
+    pre = torch.repeat_interleave(torch.arange(n_pre, device=dev), row_ptr.diff())
+    mask[pre, post_index.long()] = False
     if no_self:
-        vals += vals >= rows
-    return vals * n_post + rows
+        mask.fill_diagonal_(False)
+    out_ptr = torch.zeros(n_pre + 1, dtype=torch.int64, device=dev)
+    torch.cumsum(mask.sum(1), 0, out=out_ptr[1:])
+    return out_ptr, torch.nonzero(mask)[:, 1].to(torch.int32)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from torchsnn.errors import ConfigError
+from torchsnn.scaffold.edges import torch_generator
 from torchsnn.scaffold.rules import ConnectivityRule
 from torchsnn.validation import check_int, require
 
@@ -75,8 +76,8 @@ class ScaffoldBlock:
         return int(self.post_index.numel())
 
     def in_degree(self) -> torch.Tensor:
-        """(n_post,) int64: number of pre partners of each post neuron."""
-        return torch.bincount(self.post_index.long(), minlength=self.n_post)
+        """(n_post,) int64: number of pre partners of each post neuron (on the block's device)."""
+        return torch.bincount(self.post_index, minlength=self.n_post)
 
     def out_degree(self) -> torch.Tensor:
         """(n_pre,) int64: number of post partners of each pre neuron."""
@@ -84,7 +85,8 @@ class ScaffoldBlock:
 
     def pre_index(self) -> torch.Tensor:
         """(n_edges,) int32: the presynaptic neuron (CSR row) of each edge."""
-        return torch.repeat_interleave(torch.arange(self.n_pre, dtype=torch.int32), self.out_degree())
+        rows = torch.arange(self.n_pre, dtype=torch.int32, device=self.row_ptr.device)
+        return torch.repeat_interleave(rows, self.out_degree())
 
 
 class SparseScaffold:
@@ -122,9 +124,15 @@ class SparseScaffold:
 
     @classmethod
     def build(
-        cls, populations: dict[str, int], rules: dict[tuple[str, str], ConnectivityRule], rng: np.random.Generator
+        cls,
+        populations: dict[str, int],
+        rules: dict[tuple[str, str], ConnectivityRule],
+        rng: torch.Generator | np.random.Generator,
+        device: torch.device | str | None = None,
     ) -> SparseScaffold:
-        """Validate every rule against its block (ConfigError at ``projections[post<-pre]...``), then wire."""
+        """Validate every rule against its block (ConfigError at ``projections[post<-pre]...``), then wire on
+        ``device`` (default: the generator's, or the CPU for a numpy Generator, which then seeds one torch
+        Generator on the device after validation). The blocks are built in ``rules`` order from one stream."""
         pops = {name: _check_population(name, n) for name, n in populations.items()}
         for (post, pre), rule in rules.items():
             where = f"projections[{post}<-{pre}]"
@@ -135,9 +143,12 @@ class SparseScaffold:
             except ConfigError as err:
                 raise err.at(where) from None
         blocks = {}
+        gen = torch_generator(rng, device) if rules else None
         for (post, pre), rule in rules.items():
-            w = rule.connect(pops[pre], pops[post], post == pre, rng)
-            blocks[(post, pre)] = ScaffoldBlock.from_edges(post, pre, pops[post], pops[pre], w.pre, w.post, w.report)
+            w = rule.connect(pops[pre], pops[post], post == pre, gen)
+            blocks[(post, pre)] = ScaffoldBlock(
+                post, pre, pops[post], pops[pre], w.row_ptr, w.post_index, _plain(w.report)
+            )
         return cls(pops, blocks)
 
     # ------------------------------------------------------------------ degrees and degree laws
@@ -149,20 +160,22 @@ class SparseScaffold:
         return [f"{post}<-{pre}" for post, pre in self.blocks]
 
     def in_degrees(self, post: str) -> dict[str, torch.Tensor]:
-        """pre -> (n_post,) in-degree of each ``post`` neuron from ``pre`` (zeros where there is no block)."""
+        """pre -> (n_post,) in-degree (int64, on the CPU) of each ``post`` neuron from ``pre`` (zeros where there
+        is no block)."""
         n = self._size(post)
         return {
-            pre: self.blocks[(post, pre)].in_degree()
+            pre: self.blocks[(post, pre)].in_degree().cpu()
             if (post, pre) in self.blocks
             else torch.zeros(n, dtype=torch.int64)
             for pre in self.populations
         }
 
     def out_degrees(self, pre: str) -> dict[str, torch.Tensor]:
-        """post -> (n_pre,) out-degree of each ``pre`` neuron towards ``post`` (zeros where there is no block)."""
+        """post -> (n_pre,) out-degree (int64, on the CPU) of each ``pre`` neuron towards ``post`` (zeros where
+        there is no block)."""
         n = self._size(pre)
         return {
-            post: self.blocks[(post, pre)].out_degree()
+            post: self.blocks[(post, pre)].out_degree().cpu()
             if (post, pre) in self.blocks
             else torch.zeros(n, dtype=torch.int64)
             for post in self.populations
@@ -170,7 +183,7 @@ class SparseScaffold:
 
     def empirical_rho(self, post: str, pre: str) -> tuple[np.ndarray, np.ndarray]:
         """The law of K^{post,pre} over post neurons: (k values, probabilities)."""
-        k, counts = np.unique(self.block(post, pre).in_degree().numpy(), return_counts=True)
+        k, counts = np.unique(self.block(post, pre).in_degree().cpu().numpy(), return_counts=True)
         return k, counts / counts.sum()
 
     def empirical_rho_star(self, post: str, pre: str, via: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +193,7 @@ class SparseScaffold:
         """
         via = pre if via is None else via
         self._size(via)
-        weight = self.block(post, pre).out_degree().numpy().astype(float)
+        weight = self.block(post, pre).out_degree().cpu().numpy().astype(float)
         require(weight.sum() > 0, "block", f"{post}<-{pre}", "has no edges: rho* is undefined")
         k_pre = self.in_degrees(pre)[via].numpy()
         k, inverse = np.unique(k_pre, return_inverse=True)
@@ -192,7 +205,7 @@ class SparseScaffold:
         """Pearson r of the in- and out-degree of each neuron in a square block (NaN if one is constant)."""
         require(post == pre, "block", f"{post}<-{pre}", "realised r is defined for square blocks (post == pre)")
         b = self.block(post, pre)
-        kin, kout = b.in_degree().double().numpy(), b.out_degree().double().numpy()
+        kin, kout = b.in_degree().double().cpu().numpy(), b.out_degree().double().cpu().numpy()
         if kin.std() == 0 or kout.std() == 0:
             return float("nan")
         return float(np.corrcoef(kin, kout)[0, 1])
@@ -206,8 +219,8 @@ class SparseScaffold:
                 "pre": b.pre,
                 "n_post": b.n_post,
                 "n_pre": b.n_pre,
-                "row_ptr": b.row_ptr,
-                "post_index": b.post_index,
+                "row_ptr": b.row_ptr.cpu(),
+                "post_index": b.post_index.cpu(),
                 "report": _plain(b.report),
             }
             for b in self.blocks.values()
@@ -236,8 +249,8 @@ class SparseScaffold:
         'block_names', 'populations' and 'offsets' (in population order)."""
         pre, post, code = [], [], []
         for i, b in enumerate(self.blocks.values()):
-            pre.append(b.pre_index().numpy().astype(np.int64) + self.offsets[b.pre])
-            post.append(b.post_index.numpy().astype(np.int64) + self.offsets[b.post])
+            pre.append(b.pre_index().cpu().numpy().astype(np.int64) + self.offsets[b.pre])
+            post.append(b.post_index.cpu().numpy().astype(np.int64) + self.offsets[b.post])
             code.append(np.full(b.n_edges, i, dtype=np.int32))
         empty_i64 = [np.zeros(0, dtype=np.int64)]
         return {
