@@ -25,7 +25,7 @@ from torchsnn.analysis.metrics import compare_samples
 from torchsnn.analysis.report import write_report
 from torchsnn.checkpoint import CheckpointWriter, restore
 from torchsnn.config import BuiltRun, build_network
-from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
+from torchsnn.config.builder import Seeds, build_scaffold, file_scaffold_hook, resolve_device
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import SimulationAbortedError
@@ -44,6 +44,7 @@ from torchsnn.monitors.tensorboard import TensorBoardLogger
 from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
 from torchsnn.scaffold import SparseScaffold
+from torchsnn.scaffold.from_file import uses_file
 from torchsnn.simulation import SimulationInterruptedError, SimulationResult, simulate
 
 log = logging.getLogger("torchsnn")
@@ -365,6 +366,7 @@ def run(
     Raises RunStoppedError (after writing the partial summary) when a health check aborts the simulation or a signal
     interrupts it."""
     mode = cfg.get("mode", "compare")
+    cfg = file_scaffold_hook(cfg)  # scaffold=file: the file's blocks as connectivity, realised degrees in the theory
     validate_run_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if mode == "study":
@@ -393,12 +395,14 @@ def run(
             summary["run"]["memory_estimate_gib"] = parts["total"] / 2**30
             log.info("memory estimate: %.2f GiB on %s", parts["total"] / 2**30, device)
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
+        if scaffold is None and uses_file(cfg):  # the theory of a file's network needs its realised degrees
+            scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
         if mode in ("theory", "compare") or needs_prediction:
             theory = run_theory(cfg, summary if mode != "simulate" else {}, scaffold)
             write_json(run_dir / "summary.json", summary)
         if mode in ("simulate", "compare"):
             try:
-                _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop)
+                built, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop)
             except SimulationAbortedError as err:
                 summary["aborted"] = {"diagnosis": err.diagnosis, "time_ms": err.time_ms, "step": err.step}
                 if getattr(err, "partial", None) is not None:
@@ -422,6 +426,7 @@ def run(
                 message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
                 raise RunStoppedError(message, code) from None
             write_json(run_dir / "summary.json", summary)
+            write_exports(run_dir, cfg, built, sim)
         if mode == "compare":
             matched = run_comparison(cfg, summary, sim, theory)
         write_json(run_dir / "summary.json", summary)
@@ -440,6 +445,19 @@ def run(
             tb.close()
     log.info("outputs in %s", run_dir)
     return summary
+
+
+def write_exports(run_dir: Path, cfg: dict[str, Any], built: BuiltRun, sim: SimulationResult) -> None:
+    """Optional data out: ``logging.export_scaffold`` (edge-list npz) and ``logging.nwb`` (spikes and weights)."""
+    logs = cfg.get("logging") or {}
+    if logs.get("export_scaffold"):
+        from torchsnn.scaffold.from_file import save_edges
+
+        log.info("scaffold edges: %s", save_edges(built.scaffold, run_dir / "scaffold_edges.npz"))
+    if logs.get("nwb"):
+        from torchsnn.io.nwb import write_nwb
+
+        log.info("NWB file: %s", write_nwb(run_dir / "run.nwb", sim, built.network, cfg))
 
 
 def write_run_report(run_dir: Path, summary: dict[str, Any]) -> Path:
