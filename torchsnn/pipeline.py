@@ -27,7 +27,7 @@ from torchsnn.analysis.metrics import compare_samples, synchrony_or_none
 from torchsnn.analysis.report import write_report
 from torchsnn.checkpoint import CheckpointWriter, latest_checkpoint, restore
 from torchsnn.config import BuiltRun, build_network
-from torchsnn.config.builder import Seeds, build_scaffold, resolve_device
+from torchsnn.config.builder import Seeds, build_scaffold, file_scaffold_hook, resolve_device
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.preflight import preflight
 from torchsnn.errors import CheckpointError, ConfigError, SimulationAbortedError, SolverError
@@ -47,6 +47,7 @@ from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
 from torchsnn.runguard import Interrupted, RunFolder, StopFlag, Writes
 from torchsnn.scaffold import SparseScaffold
+from torchsnn.scaffold.from_file import uses_file
 from torchsnn.simulation import SimulationInterruptedError, SimulationResult, simulate
 
 log = logging.getLogger("torchsnn")
@@ -355,6 +356,7 @@ def run(
     locked (:class:`~torchsnn.runguard.RunFolder`); ``status.json`` records how the run ended. Raises
     RunStoppedError (after writing the partial summary) when a health check aborts the simulation, a signal
     interrupts it (exit 128 + signal, in every mode) or results could not be written (exit 5)."""
+    cfg = file_scaffold_hook(cfg)  # scaffold=file: the file's blocks as connectivity, realised degrees in the theory
     preflight(cfg)
     folder = RunFolder(run_dir, resuming=resume is not None)
     folder.acquire()
@@ -442,6 +444,8 @@ def run_steps(
             summary["run"]["memory_estimate_gib"] = parts["total"] / 2**30
             log.info("memory estimate: %.2f GiB on %s", parts["total"] / 2**30, device)
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
+        if scaffold is None and uses_file(cfg):  # the theory of a file's network needs its realised degrees
+            scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
         if mode in ("theory", "compare") or needs_prediction:
             phase["phase"] = "theory"
             theory = run_theory(cfg, summary if mode != "simulate" else {}, scaffold)
@@ -450,7 +454,7 @@ def run_steps(
             phase["phase"] = "simulation"
             stop.polling = True
             try:
-                _, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop, writes)
+                built, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop, writes)
             except SimulationAbortedError as err:
                 summary["aborted"] = {"diagnosis": err.diagnosis, "time_ms": err.time_ms, "step": err.step}
                 if getattr(err, "partial", None) is not None:
@@ -462,6 +466,7 @@ def run_steps(
             finally:
                 stop.polling = False
             writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
+            writes.attempt("exports", lambda: write_exports(run_dir, cfg, built, sim))
         phase["phase"] = "outputs"
         if mode == "compare":
             matched = run_comparison(cfg, summary, sim, theory)
@@ -505,6 +510,19 @@ def interrupted_simulation(
     )
     message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
     return RunStoppedError(message, 128 + (stop.signal or signal.SIGINT))
+
+
+def write_exports(run_dir: Path, cfg: dict[str, Any], built: BuiltRun, sim: SimulationResult) -> None:
+    """Optional data out: ``logging.export_scaffold`` (edge-list npz) and ``logging.nwb`` (spikes and weights)."""
+    logs = cfg.get("logging") or {}
+    if logs.get("export_scaffold"):
+        from torchsnn.scaffold.from_file import save_edges
+
+        log.info("scaffold edges: %s", save_edges(built.scaffold, run_dir / "scaffold_edges.npz"))
+    if logs.get("nwb"):
+        from torchsnn.io.nwb import write_nwb
+
+        log.info("NWB file: %s", write_nwb(run_dir / "run.nwb", sim, built.network, cfg))
 
 
 def write_run_report(run_dir: Path, summary: dict[str, Any]) -> Path:

@@ -133,6 +133,22 @@ def test_gradcheck(tau_ref_ms):
     assert torch.autograd.gradgradcheck(lambda m, s: _log_rate(m, s, tau_ref_ms), (mu, sigma))
 
 
+@pytest.mark.parametrize("mu_mv", [10.0, 20.0])  # y_r = 0 and y_th = 0 exactly: the branch point of log f
+def test_second_derivative_at_branch_point(mu_mv):
+    # autograd's d^2 log phi / dmu^2 against central differences of the (exact, first-order) gradient on both sides
+    # of the branch point; on torch 2.14 a clamp-based log f gave a derivative of 0 exactly at u = 0
+    def grad_mu(m: float) -> float:
+        mu = torch.tensor(m, dtype=F64, requires_grad=True)
+        return torch.autograd.grad(_log_rate(mu, torch.tensor(25.0, dtype=F64)), mu)[0].item()
+
+    mu = torch.tensor(mu_mv, dtype=F64, requires_grad=True)
+    (g,) = torch.autograd.grad(_log_rate(mu, torch.tensor(25.0, dtype=F64)), mu, create_graph=True)
+    (gg,) = torch.autograd.grad(g, mu)
+    step = 1e-4
+    fd = (grad_mu(mu_mv + step) - grad_mu(mu_mv - step)) / (2 * step)
+    assert gg.item() == pytest.approx(fd, rel=1e-5)
+
+
 def test_gradient_matches_finite_differences_of_reference():
     mu, sigma = _regime_tensors()
     grad_mu, grad_sigma = torch.autograd.grad(_log_rate(mu, sigma).sum(), (mu, sigma))

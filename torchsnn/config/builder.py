@@ -118,6 +118,13 @@ def validate_rules(cfg: Mapping[str, Any], rules: Mapping[tuple[str, str], Any])
     return sizes
 
 
+def file_scaffold_hook(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``scaffold=file``: the file's blocks become the projections' connectivity (torchsnn.scaffold.from_file)."""
+    from torchsnn.scaffold.from_file import apply_file_scaffold
+
+    return apply_file_scaffold(cfg)
+
+
 def r_p_values(plasticity: Mapping[str, Any]) -> float | list[float]:
     """``plasticity.r_p_hz``: one rate, or one per replica."""
     r_p = plasticity.get("r_p_hz", 1.0)
@@ -141,7 +148,7 @@ def build_network(
 
     ``predicted_rates_hz`` (population -> (N,) predicted rate of each neuron) feeds ``initial_traces: theory``
     and ``initial_weights: theory`` of plastic runs."""
-    cfg = to_plain(cfg)
+    cfg = file_scaffold_hook(to_plain(cfg))
     validate_run_config(cfg)
     sim, plasticity = cfg["simulation"], cfg.get("plasticity") or {}
     device = resolve_device(sim.get("device", "auto"))

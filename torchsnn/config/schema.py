@@ -40,6 +40,8 @@ class LoggingSchema:
     log_every_ms: float = 100.0
     weights_every_ms: float = 100.0
     figures: bool = True
+    nwb: bool = False  # <run dir>/run.nwb: spike trains, rates, final weights (pip install -e ".[nwb]")
+    export_scaffold: bool = False  # <run dir>/scaffold_edges.npz, readable by scaffold=file scaffold.path=...
 
 
 @dataclass
@@ -66,6 +68,8 @@ class ScaffoldSchema:
     cv: float = 0.4
     cv_from_i: float = 0.0
     r: float = 0.0
+    path: str | None = None  # scaffold=file: the network's edges from this file (torchsnn.scaffold.from_file)
+    theory_degrees: str = "scaffold"  # scaffold=file: the theory's degrees, scaffold (realised) | laws (marginals)
 
 
 @dataclass

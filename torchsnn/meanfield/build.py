@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from torchsnn.config.builder import build_plasticity_rule, build_populations, build_rules
+from torchsnn.config.builder import build_plasticity_rule, build_populations, build_rules, file_scaffold_hook
 from torchsnn.config.instantiate import to_plain
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import ConfigError
@@ -73,7 +73,7 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
     """Mean-field model of ``cfg``. ``meanfield.degrees`` = ``laws`` takes the degree laws of the connectivity
     rules; ``scaffold`` the realised degrees of ``scaffold`` (which must then be given). The model's
     ``block_info`` tells how each plastic block entered the theory."""
-    cfg = to_plain(cfg)
+    cfg = file_scaffold_hook(to_plain(cfg))
     validate_run_config(cfg)
     mf = cfg.get("meanfield") or {}
     source = mf.get("degrees", "laws")

@@ -72,10 +72,18 @@ def _gauss_legendre(n: int, dtype: torch.dtype, device: torch.device) -> tuple[T
 
 
 def _log_f(u: Tensor) -> Tensor:
-    """log erfcx(-u) = u^2 + log(1 + erf u), finite for all finite u (differentiable, no NaN branches)."""
-    u_neg = u.clamp(max=0.0)
-    u_pos = u.clamp(min=0.0)
-    return torch.where(u < 0, torch.log(torch.special.erfcx(-u_neg)), u_pos * u_pos + torch.log1p(torch.erf(u_pos)))
+    """log erfcx(-u) = u^2 + log(1 + erf u), finite for all finite u (differentiable, no NaN branches).
+
+    Each branch gets its argument through ``torch.where`` (gradient 1 on the selected side, 0 on the other), never
+    through ``clamp``: the subgradient of ``clamp`` at its bound is 1 up to torch 2.13 and 0 from 2.14, which made
+    d log f / du at u = 0 (y_r = 0 or y_th = 0, e.g. mu = V_r) come out 0 instead of 2 / sqrt(pi) on torch 2.14,
+    i.e. a wrong second derivative of phi there.
+    """
+    zero = torch.zeros_like(u)
+    negative = u < 0
+    u_neg = torch.where(negative, u, zero)
+    u_pos = torch.where(negative, zero, u)
+    return torch.where(negative, torch.log(torch.special.erfcx(-u_neg)), u_pos * u_pos + torch.log1p(torch.erf(u_pos)))
 
 
 def _log_integral(a: Tensor, b: Tensor) -> Tensor:
