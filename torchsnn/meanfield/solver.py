@@ -32,6 +32,7 @@ class SolveResult:
     history: list[float] = field(default_factory=list)
     continuation: list[float] = field(default_factory=list)
     branch_search: dict[str, object] | None = None
+    discretisation: dict[str, object] | None = None
 
     @property
     def stable(self) -> bool:
@@ -47,6 +48,7 @@ class SolveResult:
             "stable": self.stable,
             "leading_eigenvalues": [[round(float(z.real), 6), round(float(z.imag), 6)] for z in lead],
             **({"branch_search": self.branch_search} if self.branch_search else {}),
+            **({"discretisation": self.discretisation} if self.discretisation else {}),
         }
 
 
