@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from torchsnn.config.builder import build_plasticity_rule, build_populations, build_rules, merged_population_spec
@@ -13,8 +14,8 @@ from torchsnn.config.instantiate import to_plain
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import ConfigError
 from torchsnn.meanfield.degrees import nodes_from_laws, nodes_from_scaffold
-from torchsnn.meanfield.lowrank import separable_expansion
 from torchsnn.meanfield.exact import solve_exact
+from torchsnn.meanfield.lowrank import separable_expansion
 from torchsnn.meanfield.model import BlockTheory, MeanFieldModel, PopulationTheory
 from torchsnn.meanfield.solver import SolveResult, solve
 from torchsnn.meanfield.transfers import DEFAULT_TRANSFER, make_transfer
@@ -22,7 +23,18 @@ from torchsnn.plasticity import PlasticityRule
 from torchsnn.scaffold import SparseScaffold
 
 DEGREE_SOURCES = ("auto", "laws", "scaffold")
-COARSE_BINS = 16  # quantile bins per input of the coarse model whose Jacobian drives the exact chord iterations
+COARSE_BINS = 16  # quantile bins per input where rates are implicit (exact cells too dear)
+JACOBIAN_GH = (6, 2)  # Gauss-Hermite orders (mu, sigma^2) of the exact cells' Jacobian (Newton; not the values)
+COARSE_CELLS = 32  # about this many cells per population in the coarse model of the exact chord iterations
+
+
+def coarse_bins(model: MeanFieldModel) -> int:
+    """Quantile bins per input for the coarse model: about COARSE_CELLS cells over the heterogeneous inputs."""
+    n_het = max(
+        (int((np.ptp(p.nodes.k, axis=0) > 0).sum()) if p.nodes.k.size else 0 for p in model.populations.values()),
+        default=1,
+    )
+    return max(4, round(COARSE_CELLS ** (1.0 / max(n_het, 1))))
 
 
 def drive_jumps(drive: Any, tau_m_ms: float) -> tuple[float, float, float, float]:
@@ -32,7 +44,10 @@ def drive_jumps(drive: Any, tau_m_ms: float) -> tuple[float, float, float, float
     if drive is None:
         return 0.0, 0.0, 0.0, 0.0
     if hasattr(drive, "k_ext"):
-        kinds = [(drive.k_ext * drive.nu_ext_hz, drive.j_ext_mv), (drive.k_ext_inh * drive.nu_ext_inh_hz, -drive.j_ext_inh_mv)]
+        kinds = [
+            (drive.k_ext * drive.nu_ext_hz, drive.j_ext_mv),
+            (drive.k_ext_inh * drive.nu_ext_inh_hz, -drive.j_ext_inh_mv),
+        ]
         kinds = [(lam, j) for lam, j in kinds if lam > 0 and j != 0]
         return sum(lam for lam, _ in kinds), tau_s * sum(lam * j**3 for lam, j in kinds), 0.0, 0.0
     mu, sigma = drive.moments(tau_m_ms)
@@ -109,18 +124,23 @@ def degree_source(cfg: Mapping[str, Any], scaffold: SparseScaffold | None) -> st
     return ("scaffold" if scaffold is not None else "laws") if source == "auto" else source
 
 
-def solve_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None) -> tuple[MeanFieldModel, SolveResult]:
+def solve_from_config(
+    cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None
+) -> tuple[MeanFieldModel, SolveResult]:
     """Model and fixed point of ``cfg``. On a scaffold with ``scaffold_bins = 0`` (the default) the cells are
-    exact (one per distinct in-degree vector) and populations without implicit rates are solved by chord
-    iterations from a coarse model (``exact.py``); otherwise Newton on the model itself."""
+    exact (one per distinct in-degree vector) and, where no population has implicit rates, solved by Newton from
+    a coarse model's solution (``exact.py``); otherwise Newton on the model itself."""
     cfg = to_plain(cfg)
     model = model_from_config(cfg, scaffold)
     options = solve_options(cfg)
     bins = int((cfg.get("meanfield") or {}).get("scaffold_bins", 0))
     exact = degree_source(cfg, scaffold) == "scaffold" and bins <= 0
     if exact and not any(model.has_implicit_rates(n) for n in model.populations):
-        coarse = model_from_config(cfg, scaffold, bins=COARSE_BINS)
-        return model, solve_exact(model, coarse, **options)
+        coarse = model_from_config(cfg, scaffold, bins=coarse_bins(model))
+        jacobian_model = MeanFieldModel(
+            list(model.populations.values()), model.blocks, JACOBIAN_GH[0], JACOBIAN_GH[1], model.qmc_points
+        )
+        return model, solve_exact(model, coarse, jacobian_model, **options)
     if exact:  # implicit rates: a root search per node is too dear for exact cells, fall back to binning
         model = model_from_config(cfg, scaffold, bins=COARSE_BINS)
     result = solve(model, **options)
@@ -168,9 +188,7 @@ def model_from_config(
         ceiling = 1e3 / pop.tau_ref_ms if getattr(pop, "tau_ref_ms", 0.0) > 0 else 1000.0
         lam_ext, s3_ext, _, _ = drive_jumps(drives.get(name), pop.tau_m_ms)
         transfer = transfer_of(cfg, name, pop, drives.get(name))
-        pops.append(
-            PopulationTheory(name, transfer, pop.tau_m_ms, mu_ext, sigma_ext, nodes, ceiling, lam_ext, s3_ext)
-        )
+        pops.append(PopulationTheory(name, transfer, pop.tau_m_ms, mu_ext, sigma_ext, nodes, ceiling, lam_ext, s3_ext))
     rule = build_plasticity_rule(cfg)
     plastic = set((cfg.get("plasticity") or {}).get("projections") or [])
     ceilings = {p.name: p.max_rate_hz for p in pops}

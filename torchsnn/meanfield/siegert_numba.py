@@ -10,8 +10,9 @@ I_pos: anchored at b, t = b - u on [0, width], 24 nodes of exp(-t (2b - t) + log
 erfcx(x) for x >= 0 (the only arguments the scheme needs) is exp(x^2) erfc(x) below x = 25 and its asymptotic
 series 1 / (x sqrt(pi)) (1 - 1/(2x^2) + 3/(4x^4) - 15/(8x^6) + 105/(16x^8)) above (relative error < 1e-13).
 
-The kernel is used only where no derivative is traced (values for fixed points, per-neuron predictions and the
-chord iterations of ``exact.py``); derivatives always go through the torch implementation.
+The kernel serves value-only evaluations, and (``transfers.first_order_transfers``) the solver's Jacobians with
+analytic first derivatives; everything else (higher derivatives, torch.func transforms, GPU) goes through the
+torch implementation. It runs on torch.get_num_threads() threads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor
 
 try:
+    import numba
     from numba import njit, prange
 
     HAVE_NUMBA = True
@@ -97,6 +99,7 @@ def log_integral(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a64 = np.ascontiguousarray(a, dtype=np.float64).ravel()
     b64 = np.ascontiguousarray(b, dtype=np.float64).ravel()
     out = np.empty_like(a64)
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     _log_integral_kernel(a64, b64, _X_NEG, _W_NEG, _X_POS, _W_POS, _X_NEG_S, _W_NEG_S, _X_POS_S, _W_POS_S, out)
     return out.reshape(np.shape(a))
 

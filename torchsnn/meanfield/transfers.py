@@ -27,14 +27,40 @@ the last two (the mean field then does not track them).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from torchsnn.errors import ConfigError
-from torchsnn.meanfield.siegert_numba import fast_path_available, siegert_rate_hz_fast
+from torchsnn.meanfield.siegert_numba import HAVE_NUMBA, fast_path_available, siegert_rate_hz_fast
 from torchsnn.meanfield.transfer import siegert_rate_hz
+
+_FIRST_ORDER = False
+
+
+@contextmanager
+def first_order_transfers() -> Iterator[None]:
+    """Within this block, traced Siegert evaluations on the CPU use the compiled kernel with exact first
+    derivatives (enough for Newton's Jacobian; no second derivatives). Used by the solver's Jacobian."""
+    global _FIRST_ORDER
+    before, _FIRST_ORDER = _FIRST_ORDER, True
+    try:
+        yield
+    finally:
+        _FIRST_ORDER = before
+
+
+def first_order_path_available(*tensors: Tensor | float) -> bool:
+    """CPU tensors not wrapped by a torch.func transform, numba present."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return HAVE_NUMBA and all(
+        not isinstance(t, Tensor) or (t.device.type == "cpu" and not (wrapped is not None and wrapped(t)))
+        for t in tensors
+    )
+
 
 RHO_OVERSHOOT = 1.4603545088095868 / math.sqrt(2.0 * math.pi)  # -zeta(1/2) / sqrt(2 pi) = 0.5826
 TRANSFERS = ("siegert", "finite_jump")
@@ -55,9 +81,35 @@ class SiegertTransfer:
     def rate_hz(self, mu_mv: Tensor, sigma_mv: Tensor, theta_mv: Tensor | float | None = None) -> Tensor:
         theta = self.theta_mv if theta_mv is None else theta_mv
         kw = {"tau_m_ms": self.tau_m_ms, "v_reset_mv": self.v_reset_mv, "tau_ref_ms": self.tau_ref_ms}
-        if fast_path_available(mu_mv, sigma_mv, *([theta] if isinstance(theta, Tensor) else [])):
+        tensors = (mu_mv, sigma_mv, *([theta] if isinstance(theta, Tensor) else []))
+        if fast_path_available(*tensors):
             return siegert_rate_hz_fast(mu_mv, sigma_mv, theta_mv=theta, **kw)
+        if _FIRST_ORDER and first_order_path_available(*tensors):
+            return self._first_order(mu_mv, sigma_mv, theta)
         return siegert_rate_hz(mu_mv, sigma_mv, theta_mv=theta, **kw)
+
+    def _first_order(self, mu: Tensor, sigma: Tensor, theta: Tensor | float) -> Tensor:
+        """phi by the compiled kernel, as a tensor whose first derivatives are exact: value + sum of
+        (dphi/dx) (x - x.detach()) over x = mu, sigma, theta, with the analytic partials (transfer.py)
+        dphi/dmu = c (f(y_th) - f(y_r)) / sigma, dphi/dsigma = c (y_th f(y_th) - y_r f(y_r)) / sigma,
+        dphi/dtheta = -c f(y_th) / sigma, c = phi^2 tau_m sqrt(pi), f(u) = erfcx(-u) (log space)."""
+        from torchsnn.meanfield.transfer import SIGMA_MIN_MV, _log_f
+
+        theta_t = torch.as_tensor(theta, dtype=torch.float64)
+        m, s_, th = (v.detach().to(torch.float64) for v in (mu, sigma, theta_t))
+        s_ = s_.clamp(min=SIGMA_MIN_MV)
+        with torch.no_grad():
+            kw = {"tau_m_ms": self.tau_m_ms, "v_reset_mv": self.v_reset_mv, "tau_ref_ms": self.tau_ref_ms}
+            phi = siegert_rate_hz_fast(m, s_, theta_mv=th, **kw)
+            y_th, y_r = (th - m) / s_, (self.v_reset_mv - m) / s_
+            log_c = 2.0 * torch.log(phi) + math.log(self.tau_m_ms * 1e-3) + 0.5 * math.log(math.pi)
+            f_th = torch.exp(log_c + _log_f(y_th)) / s_
+            f_r = torch.exp(log_c + _log_f(y_r)) / s_
+        out = phi + (f_th - f_r) * (mu - mu.detach())
+        out = out + (y_th * f_th - y_r * f_r) * (sigma.clamp(min=SIGMA_MIN_MV) - sigma.detach().clamp(min=SIGMA_MIN_MV))
+        if isinstance(theta, Tensor) and theta.requires_grad:
+            out = out - f_th * (theta - theta.detach())
+        return out
 
     def __call__(
         self, mu_mv: Tensor, sigma_mv: Tensor, lam_hz: Tensor | None = None, s3_mv3: Tensor | None = None
@@ -98,7 +150,9 @@ class FiniteJumpTransfer(SiegertTransfer):
         return self.rate_hz(mu_mv, sigma_mv, self.theta_mv + delta)
 
 
-def make_transfer(kind: str, lif: dict[str, float], dt_ms: float, mu_gauss_mv: float = 0.0, sigma_gauss_mv: float = 0.0):
+def make_transfer(
+    kind: str, lif: dict[str, float], dt_ms: float, mu_gauss_mv: float = 0.0, sigma_gauss_mv: float = 0.0
+) -> SiegertTransfer:
     """The transfer function ``kind`` of a LIF population with parameters ``lif`` (tau_m_ms, theta_mv,
     v_reset_mv, tau_ref_ms)."""
     if kind == "siegert":
