@@ -31,7 +31,7 @@ from torchsnn.config.builder import Seeds, build_scaffold, file_scaffold_hook, r
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.preflight import preflight
 from torchsnn.errors import CheckpointError, ConfigError, SimulationAbortedError, SolverError
-from torchsnn.meanfield.build import model_from_config, solve_options
+from torchsnn.meanfield.build import degree_source, solve_from_config
 from torchsnn.meanfield.distributions import (
     Distribution,
     neuron_rates,
@@ -40,7 +40,7 @@ from torchsnn.meanfield.distributions import (
     weight_distribution,
 )
 from torchsnn.meanfield.model import MeanFieldModel
-from torchsnn.meanfield.solver import SolveResult, solve
+from torchsnn.meanfield.solver import SolveResult
 from torchsnn.memory import check_memory
 from torchsnn.monitors.tensorboard import TensorBoardLogger
 from torchsnn.monitors.weights import WeightMonitor, relative_change
@@ -72,8 +72,7 @@ def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseSca
     realised neuron's predicted rate when the scaffold is wired."""
     mf = cfg.get("meanfield") or {}
     t0 = time.perf_counter()
-    model = model_from_config(cfg, scaffold=scaffold)
-    result = solve(model, **solve_options(cfg))
+    model, result = solve_from_config(cfg, scaffold=scaffold)
     rng = np.random.default_rng(int(cfg["seed"]))
     n = int(mf.get("samples", 200_000))
     samples = {name: sample_population(model, result.x, name, n, rng) for name in model.populations}
@@ -103,7 +102,7 @@ def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseSca
     summary["theory_solver"] = {
         **result.diagnostics(),
         "fraction_of_nodes_with_several_stable_rates": multiple,
-        "degrees": mf.get("degrees", "laws"),
+        "degrees": degree_source(cfg, scaffold),
         "total_wall_time_s": time.perf_counter() - t0,
     }
     for name, d in rates.items():

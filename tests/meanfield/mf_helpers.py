@@ -43,8 +43,11 @@ def poisson_drive_moments(drive: dict[str, Any], tau_m_ms: float) -> tuple[float
 
 
 # ----------------------------------------------------------------------------------------------- configs
+PAPER_THEORY = "neuron.transfer=siegert"  # the references here are the diffusion approximation's (theory §5)
+
+
 def hetero_overrides(r: float, *extra: str) -> list[str]:
-    return ["+experiment=hetero_static", f"scaffold.r={r}", *extra]
+    return ["+experiment=hetero_static", f"scaffold.r={r}", PAPER_THEORY, *extra]
 
 
 def mean_rate_hz(model, x: torch.Tensor, name: str) -> float:

@@ -128,7 +128,7 @@ def brunel_reference_rates() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def brunel():
-    cfg = compose_plain("+experiment=brunel_ai")
+    cfg = compose_plain("+experiment=brunel_ai", "neuron.transfer=siegert")
     model = model_from_config(cfg)
     return model, solve(model)
 

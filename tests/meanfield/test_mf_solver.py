@@ -228,11 +228,11 @@ def test_plastic_network_with_a_saddle_gets_its_low_rate_state():
     from mf_helpers import CONF_DIR
     from omegaconf import OmegaConf
 
-    from torchsnn.pipeline import solve_options
+    from torchsnn.meanfield.build import solve_options
     from torchsnn.studies.base import Study
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["+experiment=rate_vs_structure"])
+        cfg = compose("config", overrides=["+experiment=rate_vs_structure", "neuron.transfer=siegert"])
     plastic = {**OmegaConf.to_container(cfg.plasticity), **OmegaConf.to_container(cfg.study.plastic)}
     plain = Study.variant(cfg, scaffold__r=0.5, scaffold__cv=0.4, plasticity=plastic)
     model = model_from_config(plain)

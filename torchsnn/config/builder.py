@@ -73,8 +73,10 @@ def build_populations(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     populations, drives = {}, {}
     for name, p in cfg["network"]["populations"].items():
         path = f"network.populations.{name}"
+        neuron = merged_population_spec(cfg, name, "neuron")
+        neuron = {k: v for k, v in neuron.items() if k != "transfer"} if neuron else neuron  # theory only
         populations[name] = instantiate(
-            merged_population_spec(cfg, name, "neuron"),
+            neuron,
             f"{path}.neuron",
             (NeuronPopulation,),
             name=name,

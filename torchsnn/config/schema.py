@@ -46,9 +46,9 @@ class LoggingSchema:
 
 @dataclass
 class MeanFieldSchema:
-    degrees: str = "laws"
+    degrees: str = "auto"
     degree_order: int = 16
-    scaffold_bins: int = 16
+    scaffold_bins: int = 0
     gh_order_mu: int = 16
     gh_order_sigma: int = 4
     qmc_points: int = 1024

@@ -6,19 +6,70 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
-from torchsnn.config.builder import build_plasticity_rule, build_populations, build_rules, file_scaffold_hook
+from torchsnn.config.builder import (
+    build_plasticity_rule,
+    build_populations,
+    build_rules,
+    file_scaffold_hook,
+    merged_population_spec,
+)
 from torchsnn.config.instantiate import to_plain
 from torchsnn.config.validate import validate_run_config
 from torchsnn.errors import ConfigError
 from torchsnn.meanfield.degrees import nodes_from_laws, nodes_from_scaffold
+from torchsnn.meanfield.exact import solve_exact
 from torchsnn.meanfield.lowrank import separable_expansion
 from torchsnn.meanfield.model import BlockTheory, MeanFieldModel, PopulationTheory
+from torchsnn.meanfield.solver import SolveResult, solve
+from torchsnn.meanfield.transfers import DEFAULT_TRANSFER, make_transfer
 from torchsnn.plasticity import PlasticityRule
 from torchsnn.scaffold import SparseScaffold
 
-DEGREE_SOURCES = ("laws", "scaffold")
+DEGREE_SOURCES = ("auto", "laws", "scaffold")
+COARSE_BINS = 16  # quantile bins per input where rates are implicit (exact cells too dear)
+JACOBIAN_GH = (6, 2)  # Gauss-Hermite orders (mu, sigma^2) of the exact cells' Jacobian (Newton; not the values)
+COARSE_CELLS = 32  # about this many cells per population in the coarse model of the exact chord iterations
+
+
+def coarse_bins(model: MeanFieldModel) -> int:
+    """Quantile bins per input for the coarse model: about COARSE_CELLS cells over the heterogeneous inputs."""
+    n_het = max(
+        (int((np.ptp(p.nodes.k, axis=0) > 0).sum()) if p.nodes.k.size else 0 for p in model.populations.values()),
+        default=1,
+    )
+    return max(4, round(COARSE_CELLS ** (1.0 / max(n_het, 1))))
+
+
+def drive_jumps(drive: Any, tau_m_ms: float) -> tuple[float, float, float, float]:
+    """(Lambda_ext in Hz, tau_m sum lambda J^3 in mV^3, Gaussian mean mu_G in mV, Gaussian sigma_G in mV) of an
+    external drive: Poisson sources are jumps; a Gaussian drive has none (its moments are the Gaussian part)."""
+    tau_s = tau_m_ms * 1e-3
+    if drive is None:
+        return 0.0, 0.0, 0.0, 0.0
+    if hasattr(drive, "k_ext"):
+        kinds = [
+            (drive.k_ext * drive.nu_ext_hz, drive.j_ext_mv),
+            (drive.k_ext_inh * drive.nu_ext_inh_hz, -drive.j_ext_inh_mv),
+        ]
+        kinds = [(lam, j) for lam, j in kinds if lam > 0 and j != 0]
+        return sum(lam for lam, _ in kinds), tau_s * sum(lam * j**3 for lam, j in kinds), 0.0, 0.0
+    mu, sigma = drive.moments(tau_m_ms)
+    return 0.0, 0.0, float(mu), float(sigma)
+
+
+def transfer_of(cfg: Mapping[str, Any], name: str, pop: Any, drive: Any) -> Any:
+    """The transfer function of population ``name``: ``neuron.transfer`` (per population or global)."""
+    spec = merged_population_spec(cfg, name, "neuron") or {}
+    kind = spec.get("transfer", DEFAULT_TRANSFER)
+    if not hasattr(pop, "transfer_parameters"):
+        if kind != "siegert":
+            raise ConfigError(f"network.populations.{name}.neuron.transfer", kind, "only siegert for this neuron")
+        return pop.transfer_hz
+    _, _, mu_g, sigma_g = drive_jumps(drive, pop.tau_m_ms)
+    return make_transfer(kind, pop.transfer_parameters(), float(cfg["simulation"]["dt_ms"]), mu_g, sigma_g)
 
 
 def plastic_block(
@@ -45,6 +96,8 @@ def plastic_block(
         list(sq.post),
         weight_mv=lambda a, b: sign * rule.steady_state(a, b),
         plastic=True,
+        jump_pre=lambda nu: (sign * lin.pre[0](nu)) ** 3,  # w^3 from the leading separable term (approximation)
+        jump_post=lambda nu: lin.post[0](nu) ** 3,
     )
     info = {
         "kind": "low_rank",
@@ -69,16 +122,56 @@ def solve_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None) -> MeanFieldModel:
+def degree_source(cfg: Mapping[str, Any], scaffold: SparseScaffold | None) -> str:
+    """``meanfield.degrees``; ``auto``: the realised scaffold when one is wired, else the degree laws."""
+    source = (cfg.get("meanfield") or {}).get("degrees", "auto")
+    if source not in DEGREE_SOURCES:
+        raise ConfigError("meanfield.degrees", source, f"must be one of {', '.join(DEGREE_SOURCES)}")
+    return ("scaffold" if scaffold is not None else "laws") if source == "auto" else source
+
+
+def solve_from_config(
+    cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None
+) -> tuple[MeanFieldModel, SolveResult]:
+    """Model and fixed point of ``cfg``. On a scaffold with ``scaffold_bins = 0`` (the default) the cells are
+    exact (one per distinct in-degree vector) and, where no population has implicit rates, solved by Newton from
+    a coarse model's solution (``exact.py``); otherwise Newton on the model itself."""
+    cfg = to_plain(cfg)
+    model = model_from_config(cfg, scaffold)
+    options = solve_options(cfg)
+    bins = int((cfg.get("meanfield") or {}).get("scaffold_bins", 0))
+    exact = degree_source(cfg, scaffold) == "scaffold" and bins <= 0
+    if exact and not any(model.has_implicit_rates(n) for n in model.populations):
+        coarse = model_from_config(cfg, scaffold, bins=coarse_bins(model))
+        jacobian_model = MeanFieldModel(
+            list(model.populations.values()), model.blocks, JACOBIAN_GH[0], JACOBIAN_GH[1], model.qmc_points
+        )
+        return model, solve_exact(model, coarse, jacobian_model, **options)
+    if exact:  # implicit rates: a root search per node is too dear for exact cells, fall back to binning
+        model = model_from_config(cfg, scaffold, bins=COARSE_BINS)
+    result = solve(model, **options)
+    method = {"laws": "Gauss nodes of the degree laws", "scaffold": f"{bins} quantile bins per input"}
+    result.discretisation = {
+        "method": f"{COARSE_BINS} quantile bins per input (implicit rates: exact cells too dear)"
+        if exact
+        else method[degree_source(cfg, scaffold)],
+        "cells": {name: int(p.nodes.k.shape[0]) for name, p in model.populations.items()},
+    }
+    return model, result
+
+
+def model_from_config(
+    cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | None = None, bins: int | None = None
+) -> MeanFieldModel:
     """Mean-field model of ``cfg``. ``meanfield.degrees`` = ``laws`` takes the degree laws of the connectivity
-    rules; ``scaffold`` the realised degrees of ``scaffold`` (which must then be given). The model's
+    rules; ``scaffold`` the realised degrees of ``scaffold`` (which must then be given; ``auto``: scaffold when
+    given), binned by ``bins`` (default ``meanfield.scaffold_bins``; <= 0: exact cells). The model's
     ``block_info`` tells how each plastic block entered the theory."""
     cfg = file_scaffold_hook(to_plain(cfg))
     validate_run_config(cfg)
     mf = cfg.get("meanfield") or {}
-    source = mf.get("degrees", "laws")
-    if source not in DEGREE_SOURCES:
-        raise ConfigError("meanfield.degrees", source, f"must be one of {', '.join(DEGREE_SOURCES)}")
+    source = degree_source(cfg, scaffold)
+    bins = int(mf.get("scaffold_bins", 0)) if bins is None else bins
     if source == "scaffold" and scaffold is None:
         raise ConfigError("meanfield.degrees", source, "needs a wired scaffold (run mode compare or simulate)")
     populations, drives = build_populations(cfg)
@@ -89,7 +182,7 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
     pops = []
     for name, pop in populations.items():
         if source == "scaffold":
-            nodes = nodes_from_scaffold(scaffold, name, int(mf.get("scaffold_bins", 16)))
+            nodes = nodes_from_scaffold(scaffold, name, bins)
         else:
             nodes = nodes_from_laws(
                 name,
@@ -99,7 +192,9 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
             )
         mu_ext, sigma_ext = drives[name].moments(pop.tau_m_ms) if name in drives else (0.0, 0.0)
         ceiling = 1e3 / pop.tau_ref_ms if getattr(pop, "tau_ref_ms", 0.0) > 0 else 1000.0
-        pops.append(PopulationTheory(name, pop.transfer_hz, pop.tau_m_ms, mu_ext, sigma_ext, nodes, ceiling))
+        lam_ext, s3_ext, _, _ = drive_jumps(drives.get(name), pop.tau_m_ms)
+        transfer = transfer_of(cfg, name, pop, drives.get(name))
+        pops.append(PopulationTheory(name, transfer, pop.tau_m_ms, mu_ext, sigma_ext, nodes, ceiling, lam_ext, s3_ext))
     rule = build_plasticity_rule(cfg)
     plastic = set((cfg.get("plasticity") or {}).get("projections") or [])
     ceilings = {p.name: p.max_rate_hz for p in pops}
@@ -128,4 +223,12 @@ def model_from_config(cfg: Mapping[str, Any] | Any, scaffold: SparseScaffold | N
     return model
 
 
-__all__ = ["DEGREE_SOURCES", "model_from_config", "plastic_block", "solve_options"]
+__all__ = [
+    "DEGREE_SOURCES",
+    "degree_source",
+    "drive_jumps",
+    "model_from_config",
+    "plastic_block",
+    "solve_from_config",
+    "solve_options",
+]

@@ -37,6 +37,7 @@ class DegreeNodes:
         mean_k: (n_inputs,) exact mean in-degrees (used for continuation towards the homogeneous network).
         sampler: draws in-degree vectors (n, n_inputs) from rho_K, with each draw's rho* factor per receiver
             (E[L | K] / E[L]; importance weights towards rho*), for Monte Carlo distributions.
+        cell_of: for exact scaffold cells (one per distinct in-degree vector), the cell of every neuron.
     """
 
     inputs: list[str]
@@ -45,6 +46,7 @@ class DegreeNodes:
     star: dict[str, np.ndarray]
     mean_k: np.ndarray
     sampler: Callable[[int, np.random.Generator], tuple[np.ndarray, dict[str, np.ndarray]]]
+    cell_of: np.ndarray | None = None
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(k (n, n_inputs), {receiver: rho* factor of each draw})."""
@@ -101,7 +103,11 @@ def nodes_from_laws(
 
 def nodes_from_scaffold(scaffold: SparseScaffold, population: str, bins: int) -> DegreeNodes:
     """Empirical nodes: neurons of ``population`` binned by ``bins`` quantiles of each in-degree; each cell gives
-    its mean in-degree vector, its share of neurons and its mean out-degree towards every receiver."""
+    its mean in-degree vector, its share of neurons and its mean out-degree towards every receiver.
+
+    ``bins <= 0``: exact cells, one per distinct in-degree vector (the rate of a neuron depends on its in-degrees
+    only, and rho* is linear in the out-degrees, so the cell means of L make the distributional theory exact for
+    the realised scaffold, theory §8.4). ``DegreeNodes.cell_of`` then maps every neuron to its cell."""
     in_deg = {pre: d.numpy().astype(np.float64) for pre, d in scaffold.in_degrees(population).items() if d.sum() > 0}
     out_deg = {
         post: d.numpy().astype(np.float64) for post, d in scaffold.out_degrees(population).items() if d.sum() > 0
@@ -109,10 +115,15 @@ def nodes_from_scaffold(scaffold: SparseScaffold, population: str, bins: int) ->
     names = list(in_deg)
     n = scaffold.populations[population]
     codes = np.zeros(n, dtype=np.int64)
-    for pre in names:
+    if bins <= 0:
+        table = np.stack([in_deg[p] for p in names], -1) if names else np.zeros((n, 1))
+        _, codes = np.unique(table, axis=0, return_inverse=True)
+        codes = codes.ravel()
+    for pre in names if bins > 0 else []:
         edges = np.unique(np.quantile(in_deg[pre], np.linspace(0, 1, bins + 1)[1:-1]))
         codes = codes * (bins + 1) + np.searchsorted(edges, in_deg[pre], side="right")
     cells, cell_of = np.unique(codes, return_inverse=True)
+    cell_of = cell_of.ravel()
     count = np.bincount(cell_of, minlength=cells.size).astype(np.float64)
     k = (
         np.stack([np.bincount(cell_of, in_deg[p], cells.size) / count for p in names], -1)
@@ -127,4 +138,4 @@ def nodes_from_scaffold(scaffold: SparseScaffold, population: str, bins: int) ->
         pick = rng.integers(0, n, size=m)
         return table[pick], {post: d[pick] / d.mean() for post, d in out_deg.items()}
 
-    return DegreeNodes(names, k, count / n, star, mean_k, sampler)
+    return DegreeNodes(names, k, count / n, star, mean_k, sampler, cell_of if bins <= 0 else None)

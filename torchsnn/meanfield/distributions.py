@@ -99,23 +99,32 @@ def weight_distribution(
 
 
 def neuron_rates(
-    model: MeanFieldModel, x: torch.Tensor, name: str, k: np.ndarray, levels: int = 64, chunk: int = 2000
+    model: MeanFieldModel,
+    x: torch.Tensor,
+    name: str,
+    k: np.ndarray,
+    levels: int | None = None,
+    chunk: int = 20000,
 ) -> np.ndarray:
     """Predicted mean rate of each neuron given its realised in-degree vector ``k`` (n, n_inputs): the average over
-    the Gaussian fluctuations of its inputs. Neurons share the evaluation of identical degree vectors; an input
-    with more than ``levels`` distinct in-degrees is first binned into ``levels`` quantile bins (each neuron gets
-    the value at its bin's mean in-degree; the rate is smooth in K). A coarse Gaussian rule serves where rates
-    are implicit. Used for initial conditions and per-neuron comparisons."""
+    the Gaussian fluctuations of its inputs, by the population's own Gaussian rule, at the neuron's own in-degrees
+    (neurons share the evaluation of identical degree vectors). Where rates are implicit (a root search per node)
+    a coarse Gaussian rule serves and, by default, an input with more than 64 distinct in-degrees is first binned
+    into 64 quantile bins (each neuron gets the value at its bin's mean in-degree); ``levels`` sets that binning
+    for every population (None: none where rates are explicit). Used for initial conditions and per-neuron
+    comparisons."""
     k = np.asarray(k, dtype=np.float64)
+    implicit = model.has_implicit_rates(name)
+    levels = (64 if implicit else None) if levels is None else levels
     binned = k.copy()
-    for col in range(k.shape[1]):
+    for col in range(k.shape[1] if levels else 0):
         if np.unique(k[:, col]).size > levels:
             edges = np.unique(np.quantile(k[:, col], np.linspace(0, 1, levels + 1)[1:-1]))
             cell = np.searchsorted(edges, k[:, col], side="right")
             means = np.bincount(cell, k[:, col]) / np.maximum(np.bincount(cell), 1)
             binned[:, col] = means[cell]
     rows, inverse = np.unique(binned, axis=0, return_inverse=True)
-    xi, weights = model._gaussian_rule(name, coarse=model.has_implicit_rates(name))
+    xi, weights = model._gaussian_rule(name, coarse=implicit)
     out = []
     with torch.no_grad():
         for start in range(0, rows.shape[0], chunk):

@@ -44,7 +44,8 @@ REFERENCE_RATE_HZ = 10.0
 @dataclass
 class PopulationTheory:
     """What the theory needs about one population: its transfer function, tau_m, drive moments, degree nodes,
-    and the rate ceiling (1 / tau_ref) used to bracket implicit rates."""
+    and the rate ceiling (1 / tau_ref) used to bracket implicit rates. ``ext_lam_hz`` and ``ext_s3_mv3`` are the
+    drive's event rate and tau_m sum lambda J^3, used by transfer functions with ``needs_jumps`` (transfers.py)."""
 
     name: str
     transfer_hz: Callable[[Tensor, Tensor], Tensor]
@@ -53,6 +54,13 @@ class PopulationTheory:
     sigma_ext_mv: float
     nodes: DegreeNodes
     max_rate_hz: float = 1000.0
+    ext_lam_hz: float = 0.0
+    ext_s3_mv3: float = 0.0
+
+    @property
+    def needs_jumps(self) -> bool:
+        """Whether the transfer function takes the event rate Lambda and s3 = tau_m sum lambda J^3 (§8.1)."""
+        return bool(getattr(self.transfer_hz, "needs_jumps", False))
 
 
 @dataclass
@@ -61,7 +69,9 @@ class BlockTheory:
 
     ``mu_pre[d](nu)`` is the signed weight factor of mu feature d, ``sigma_pre[d](nu)`` the w^2 factor of sigma
     feature d; ``*_post`` the matching post factors (None: 1). ``weight_mv(nu_pre, nu_post)`` is the signed
-    steady-state weight (for the predicted weight distribution); ``plastic`` marks plastic blocks."""
+    steady-state weight (for the predicted weight distribution); ``plastic`` marks plastic blocks. ``jump_pre`` and
+    ``jump_post`` factor w^3 (signed) for the jump moments of finite-jump transfer functions (theory §8.1): the
+    block then also tracks E*[nu] and E*[jump_pre(nu) nu]."""
 
     post: str
     pre: str
@@ -71,6 +81,8 @@ class BlockTheory:
     sigma_post: list[Factor | None] = field(default_factory=list)
     weight_mv: Callable[[Tensor, Tensor], Tensor] | None = None
     plastic: bool = False
+    jump_pre: Factor | None = None
+    jump_post: Factor | None = None
 
     def __post_init__(self) -> None:
         self.mu_post = self.mu_post or [None] * len(self.mu_pre)
@@ -101,6 +113,7 @@ class BlockTheory:
             [_constant(weight_mv)],
             [_constant(weight_mv**2)],
             weight_mv=lambda a, b: torch.full_like(a, weight_mv),
+            jump_pre=_constant(weight_mv**3),
         )
 
     @classmethod
@@ -113,6 +126,7 @@ class BlockTheory:
             [lambda nu: f_mv(nu) ** 2],
             weight_mv=lambda a, b: sign * f_mv(a),
             plastic=True,
+            jump_pre=lambda nu: (sign * f_mv(nu)) ** 3,
         )
 
     @classmethod
@@ -127,6 +141,8 @@ class BlockTheory:
             [lambda nu: f_post(nu) ** 2],
             weight_mv=lambda a, b: sign * f_pre_mv(a) * f_post(b),
             plastic=True,
+            jump_pre=lambda nu: (sign * f_pre_mv(nu)) ** 3,
+            jump_post=lambda nu: f_post(nu) ** 3,
         )
 
 
@@ -160,7 +176,8 @@ class MeanFieldModel:
         self.populations = {p.name: p for p in populations}
         self.blocks = list(blocks)
         self.block_index = {(b.post, b.pre): i for i, b in enumerate(self.blocks)}
-        offsets = np.cumsum([0] + [b.n_unknowns for b in self.blocks])
+        self.tracks_jumps = [self.populations[b.post].needs_jumps for b in self.blocks]
+        offsets = np.cumsum([0] + [b.n_unknowns + 2 * t for b, t in zip(self.blocks, self.tracks_jumps, strict=True)])
         self.block_slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(offsets)]
         self.gh_order_mu, self.gh_order_sigma = gh_order_mu, gh_order_sigma
         self.qmc_points, self.root_grid = qmc_points, root_grid
@@ -191,8 +208,14 @@ class MeanFieldModel:
         v = x[self.block_slices[i]]
         rows, cols = torch.triu_indices(d, d)
         cov = torch.zeros(d, d, dtype=x.dtype)
-        cov = cov.index_put((rows, cols), v[d:]).index_put((cols, rows), v[d:])
+        tri = v[d : d + rows.numel()]
+        cov = cov.index_put((rows, cols), tri).index_put((cols, rows), tri)
         return v[:d], cov
+
+    def block_jumps(self, x: Tensor, i: int) -> tuple[Tensor, Tensor]:
+        """(E*[nu], E*[w^3 nu]) of block i (tracked where the postsynaptic transfer function needs jumps)."""
+        v = x[self.block_slices[i]]
+        return v[-2], v[-1]
 
     def with_heterogeneity(self, heterogeneity: float) -> MeanFieldModel:
         """The same network with degree nodes moved towards their means (continuation from h = 0)."""
@@ -257,11 +280,21 @@ class MeanFieldModel:
         mu0 = torch.full((n,), pop.mu_ext_mv, dtype=torch.float64)
         s20 = torch.full((n,), pop.sigma_ext_mv**2, dtype=torch.float64)
         var_mu, var_s2, cov = torch.zeros_like(mu0), torch.zeros_like(mu0), torch.zeros_like(mu0)
+        lam = torch.full((n,), pop.ext_lam_hz, dtype=torch.float64)
+        s3 = torch.full((n,), pop.ext_s3_mv3, dtype=torch.float64)
+        s3_terms = []  # (post factor of w^3, tau_m K E*[w^3 nu]) of post-dependent blocks
         dependent = []
         for i, block in self.inputs_of(name):
             kb = k[:, columns[block.pre]]
             m, c = self.block_means_cov(x, i)
             n_mu = len(block.mu_pre)
+            if pop.needs_jumps:
+                e0, e3 = self.block_jumps(x, i)
+                lam = lam + kb * e0
+                if block.jump_post is None:
+                    s3 = s3 + tau_s * kb * e3
+                else:
+                    s3_terms.append((block.jump_post, (tau_s * kb * e3)[:, None]))
             if block.post_dependent:
                 dependent.append((i, block, kb, m, c))
                 continue
@@ -278,9 +311,10 @@ class MeanFieldModel:
         l22 = torch.sqrt((var_s2 + JITTER_MV2 - l21**2).clamp(min=JITTER_MV2))
         mu_n = mu0[:, None] + l11[:, None] * xi[..., 0]
         s2_n = s20[:, None] + l21[:, None] * xi[..., 0] + l22[:, None] * xi[..., 1]
+        jumps = (lam[:, None], s3[:, None]) if pop.needs_jumps else ()
         if not dependent:
             sigma_n = _smooth_sqrt(s2_n)
-            return NodeRates(pop.transfer_hz(mu_n, sigma_n), mu_n, sigma_n)
+            return NodeRates(pop.transfer_hz(mu_n, sigma_n, *jumps), mu_n, sigma_n)
         terms = []  # (post factor, value (n, g), goes to mu?)
         col = 2
         for i, block, kb, m, c in dependent:
@@ -294,13 +328,28 @@ class MeanFieldModel:
             col += d
             for j, h in enumerate(block.mu_post + block.sigma_post):
                 terms.append((h, tau_s * z[..., j], j < len(block.mu_pre)))
-        return self._implicit_rates(pop, mu_n, s2_n, terms)
+        return self._implicit_rates(pop, mu_n, s2_n, terms, jumps, s3_terms)
 
     def _implicit_rates(
-        self, pop: PopulationTheory, mu_base: Tensor, s2_base: Tensor, terms: list[tuple[Factor | None, Tensor, bool]]
+        self,
+        pop: PopulationTheory,
+        mu_base: Tensor,
+        s2_base: Tensor,
+        terms: list[tuple[Factor | None, Tensor, bool]],
+        jumps: tuple[Tensor, ...] = (),
+        s3_terms: list[tuple[Factor, Tensor]] | None = None,
     ) -> NodeRates:
         """Solve nu = phi(mu(nu), sigma(nu)) at every node: stable roots bracketed on a grid of rates, refined by
-        bisection; the lowest stable root is used; gradient by the implicit-function theorem."""
+        bisection; the lowest stable root is used; gradient by the implicit-function theorem. ``jumps``: (Lambda,
+        s3 of the post-independent part) for finite-jump transfer functions; ``s3_terms`` add h(nu) * value."""
+
+        def jump_args(nu: Tensor, detach: bool) -> tuple[Tensor, ...]:
+            if not jumps:
+                return ()
+            lam, s3 = jumps
+            for h, value in s3_terms or []:
+                s3 = s3 + (h(nu).detach() * value.detach() if detach else h(nu) * value)
+            return (lam.detach(), s3.detach()) if detach else (lam, s3)
 
         def inputs(nu: Tensor) -> tuple[Tensor, Tensor]:
             mu, s2 = mu_base, s2_base
@@ -320,7 +369,7 @@ class MeanFieldModel:
                     mu = mu + factor * value.detach()
                 else:
                     s2 = s2 + factor * value.detach()
-            return pop.transfer_hz(mu, _smooth_sqrt(s2)).detach() - nu
+            return pop.transfer_hz(mu, _smooth_sqrt(s2), *jump_args(nu, True)).detach() - nu
 
         with torch.no_grad():
             grid = torch.cat(
@@ -349,7 +398,7 @@ class MeanFieldModel:
             step = 1e-6 * root.clamp(min=1.0)
             slope = (excess_const(root + step) - excess_const(root - step)) / (2 * step)  # d(phi - nu)/dnu < 0
         mu, sigma = inputs(root)
-        phi = pop.transfer_hz(mu, sigma)
+        phi = pop.transfer_hz(mu, sigma, *jump_args(root, False))
         nu = root + (phi - root) / (-slope).clamp(min=1e-6)
         return NodeRates(nu, mu, sigma, int((n_roots > 1).sum()))
 
@@ -386,7 +435,11 @@ class MeanFieldModel:
                 for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
             ]
         )
-        return torch.cat([means, cov])
+        if not self.tracks_jumps[i]:
+            return torch.cat([means, cov])
+        nu = rates.nu_hz
+        e3 = block.jump_pre(nu) * nu if block.jump_pre is not None else torch.zeros_like(nu)
+        return torch.cat([means, cov, torch.stack([(omega * nu).sum(), (omega * e3).sum()])])
 
     def F(self, x: Tensor) -> Tensor:
         """The map whose fixed point is the self-consistent state (flat, like x)."""
@@ -397,10 +450,12 @@ class MeanFieldModel:
     def moments_at_rates(self, rate_hz: dict[str, float]) -> Tensor:
         """x for every neuron of each population firing at the given rate (zero covariances)."""
         parts = []
-        for b in self.blocks:
+        for b, track in zip(self.blocks, self.tracks_jumps, strict=True):
             nu = torch.tensor([rate_hz[b.pre]], dtype=torch.float64)
             means = torch.cat([ud for ud in b.features(nu)])
             parts.append(torch.cat([means, torch.zeros(b.n_unknowns - b.n_features, dtype=torch.float64)]))
+            if track:
+                parts.append(torch.cat([nu, b.jump_pre(nu) * nu if b.jump_pre is not None else 0 * nu]))
         return torch.cat(parts)
 
     def _block_feature_scales(self, block: BlockTheory) -> Tensor:
@@ -411,9 +466,13 @@ class MeanFieldModel:
     def scales(self) -> Tensor:
         """Typical magnitudes of the unknowns, so that residuals are compared on one footing."""
         parts = []
-        for s in self._feature_scales:
+        top = torch.linspace(0.0, 5 * REFERENCE_RATE_HZ, 101, dtype=torch.float64)
+        for s, b, track in zip(self._feature_scales, self.blocks, self.tracks_jumps, strict=True):
             rows, cols = torch.triu_indices(s.numel(), s.numel())
             parts.append(torch.cat([s, s[rows] * s[cols]]))
+            if track:
+                w3 = (b.jump_pre(top) * top).abs().max() if b.jump_pre is not None else torch.ones((), dtype=top.dtype)
+                parts.append(torch.stack([top[-1], w3.clamp(min=1e-12)]))
         return torch.cat(parts)
 
     def project(self, x: Tensor) -> Tensor:
@@ -432,7 +491,10 @@ class MeanFieldModel:
             d = block.n_features
             rows, cols = torch.triu_indices(d, d)
             m = torch.cat([m[: len(block.mu_pre)], m[len(block.mu_pre) :].clamp(min=0)])
-            out[self.block_slices[i]] = torch.cat([m, c[rows, cols]])
+            extra = x[self.block_slices[i]][rows.numel() + d :]
+            if extra.numel():
+                extra = torch.cat([extra[:1].clamp(min=0), extra[1:]])
+            out[self.block_slices[i]] = torch.cat([m, c[rows, cols], extra])
         return out
 
 

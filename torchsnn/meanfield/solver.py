@@ -12,6 +12,7 @@ from torch import Tensor
 
 from torchsnn.errors import SolverError
 from torchsnn.meanfield.model import MeanFieldModel
+from torchsnn.meanfield.transfers import first_order_transfers
 
 
 @dataclass
@@ -32,6 +33,7 @@ class SolveResult:
     history: list[float] = field(default_factory=list)
     continuation: list[float] = field(default_factory=list)
     branch_search: dict[str, object] | None = None
+    discretisation: dict[str, object] | None = None
 
     @property
     def stable(self) -> bool:
@@ -47,6 +49,7 @@ class SolveResult:
             "stable": self.stable,
             "leading_eigenvalues": [[round(float(z.real), 6), round(float(z.imag), 6)] for z in lead],
             **({"branch_search": self.branch_search} if self.branch_search else {}),
+            **({"discretisation": self.discretisation} if self.discretisation else {}),
         }
 
 
@@ -60,12 +63,20 @@ class FixedPointProblem:
         return z - self.model.F(z * self.scale) / self.scale
 
     def residual_and_jacobian(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        def with_aux(v: Tensor) -> tuple[Tensor, Tensor]:
+        """G(z) and dG/dz by reverse mode, one batched backward pass over the rows (autograd's
+        ``is_grads_batched``; torch.func.jacrev's first call imports the compiler stack, ~2.5 s of a cold start).
+        The last result is kept, so asking again at the same z costs nothing."""
+        cached = getattr(self, "_last", None)
+        if cached is not None and torch.equal(cached[0], z):
+            return cached[1], cached[2]
+        with torch.enable_grad(), first_order_transfers():
+            v = z.detach().clone().requires_grad_(True)
             g = self.residual(v)
-            return g, g.detach()
-
-        jac, g = torch.func.jacrev(with_aux, has_aux=True)(z)
-        return g, jac
+            eye = torch.eye(g.numel(), dtype=g.dtype)
+            (jac,) = torch.autograd.grad(g, v, eye, is_grads_batched=True, allow_unused=True)
+        jac = torch.zeros(g.numel(), v.numel(), dtype=v.dtype) if jac is None else jac
+        self._last = (z.detach().clone(), g.detach(), jac)
+        return g.detach(), jac
 
     def project(self, z: Tensor) -> Tensor:
         """Nearest admissible point (the model's constraints: covariances PSD, second moments >= 0)."""
