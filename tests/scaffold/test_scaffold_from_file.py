@@ -98,7 +98,7 @@ def test_bad_files_are_refused_with_the_field(tmp_path: Path):
     np.savez(tmp_path / "e.npz", pre=np.array([0, 900]), post=np.array([1, 2]))
     with pytest.raises(ConfigError, match=r"scaffold.path.*\[0, 500\)"):
         load_edge_file(tmp_path / "e.npz", SIZES)
-    with pytest.raises(ConfigError, match="scaffold.path"):
+    with pytest.raises(ConfigError, match=r"scaffold\.path"):
         load_edge_file(tmp_path / "missing.npz", SIZES)
     (tmp_path / "w.csv").write_text("pre,post,weight_mv\n0,1,0.1\n2,1,0.2\n")
     with pytest.raises(ConfigError, match="constant within a block"):

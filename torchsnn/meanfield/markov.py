@@ -48,7 +48,7 @@ def increment_pmf(sources: Sequence[tuple[float, int]], dt_s: float, tail: float
     sd = math.sqrt(sum(lam * dt_s * m * m for lam, m in sources))
     reach = max(abs(m) for _, m in sources)
     half = int(abs(mean) + 14 * sd + 12 * reach) + 8
-    size = 1 << int(math.ceil(math.log2(2 * half + 1)))
+    size = 1 << math.ceil(math.log2(2 * half + 1))
     omega = 2 * np.pi * np.fft.fftfreq(size)
     log_cf = sum(lam * dt_s * (np.exp(-1j * omega * m) - 1.0) for lam, m in sources)
     pmf = np.real(np.fft.ifft(np.exp(log_cf)))  # index i <-> increment i (mod size)
