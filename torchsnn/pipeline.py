@@ -174,6 +174,7 @@ def run_simulation(
     summary["simulation"] = result.summary()
     summary["run"].update(
         device=str(built.device),
+        backend=result.backend,
         replicas=net.batch,
         simulation_wall_time_s=result.wall_time_s,
         model_time_s=model_s,

@@ -133,7 +133,9 @@ class ReplayDrive(ExternalDrive):
         self.position = 0
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
 
-    def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    def sample_block(
+        self, n_steps: int, batch: int, size: int, generator: torch.Generator | None, backend: object = None
+    ) -> torch.Tensor:
         block = self.inputs_mv[self.position : self.position + n_steps]
         assert block.shape == (n_steps, batch, size), (block.shape, n_steps, batch, size)
         self.position += n_steps

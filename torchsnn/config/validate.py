@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from torchsnn.errors import ConfigError
+from torchsnn.kernels.backend import KINDS as BACKEND_KINDS
 from torchsnn.validation import check_int, check_non_negative, check_positive, require
 
 
@@ -41,6 +42,8 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     if sim.get("threads") is not None:
         check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))
+    backend = sim.get("backend", "auto")
+    require(backend in BACKEND_KINDS, "simulation.backend", backend, f"must be one of {', '.join(BACKEND_KINDS)}")
     validate_network(_section(cfg, "network"), dt)
     validate_plasticity({**(cfg.get("plasticity") or {}), "_replicas": sim.get("replicas", 1)}, cfg["network"], dt)
 
