@@ -150,6 +150,7 @@ def simulate(
         }
 
     def result(wall: float) -> SimulationResult:
+        network.select_backend().check(network)
         return SimulationResult(
             dt_ms=dt,
             duration_ms=(network.step_count - start_step) * dt,

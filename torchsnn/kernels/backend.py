@@ -61,9 +61,11 @@ class Backend:
     #: the network hands whole blocks to :meth:`run_network_block` (fused kernels) instead of the generic schedule
     fused = False
 
-    def __init__(self, device: torch.device | str, note: str = "") -> None:
+    def __init__(self, device: torch.device | str, note: str = "", fixed_point: bool | None = None) -> None:
         self.device = torch.device(device)
         self.note = note
+        # the ring: int64 fixed point on CUDA (or when asked: a CPU reference of the CUDA semantics, for tests)
+        self.fixed_point = self.device.type == "cuda" if fixed_point is None else bool(fixed_point)
 
     @property
     def name(self) -> str:
@@ -71,7 +73,7 @@ class Backend:
 
     @property
     def ring_dtype(self) -> torch.dtype:
-        return torch.int64 if self.device.type == "cuda" else torch.float32
+        return torch.int64 if self.fixed_point else torch.float32
 
     def describe(self) -> dict[str, Any]:
         """What runs, for the run summary."""
@@ -88,6 +90,9 @@ class Backend:
 
     def restored(self, network: Any) -> None:
         """Called by ``Network.restore_state`` after a checkpoint was loaded."""
+
+    def check(self, network: Any) -> None:
+        """Raise if the run lost anything (bounded device buffers); called at the end of ``simulate``."""
 
     def run_network_block(self, network: Any, generator: torch.Generator | None, n_steps: int, voltage_every: int):
         """A whole block of the network (fused backends only)."""
