@@ -6,8 +6,9 @@ the Projection API too), event lists (the set of spikes; overflow counted), LIF 
 steps, refractory neurons, ring wrap), the fused neuron kernel with statistics and population counts, drive
 sampled in the kernel (the reference LIF fed the kernel's own drive values), and a whole network through
 ``simulate`` (mixed delays, replayed input) against the torch backend on the same int64 fixed-point ring.
-Statistical: the in-kernel Poisson and Gaussian drives have the law's moments, and a Brunel network on the
-Triton backend fires at the numba backend's rate."""
+Statistical: the in-kernel Poisson and Gaussian drives have the law's moments (the network-level rate comparison
+with the drive drawn in the kernel is CUDA-marked: tests/simulator/test_sim_cuda.py; under the interpreter it
+would take minutes)."""
 
 from __future__ import annotations
 
@@ -241,23 +242,5 @@ for name in sizes:
     ok &= torch.equal(na.populations[name].v_mv, nb.populations[name].v_mv) and torch.equal(na.ring(name), nb.ring(name))
 print(f"  network: E rate {ra.summary()['E']['rate_mean_hz']:.1f} Hz; backend report {rb.backend}")
 check("network through simulate (mixed delays, replayed input) = torch backend, same ring", ok and ra.summary()["E"]["rate_mean_hz"] > 1)
-
-# ------------------------------------------------------------------------------------------------ statistics vs numba
-from testkit import brunel_size_overrides, compose_config  # noqa: E402
-
-from torchsnn.config import build_network  # noqa: E402
-
-overrides = ["+experiment=brunel_ai", *brunel_size_overrides(80, 20, 20, 5), "network.projections.EE.weight_mv=0.5",
-             "network.projections.IE.weight_mv=0.5", "network.projections.EI.weight_mv=2.5",
-             "network.projections.II.weight_mv=2.5", "simulation.replicas=2", "simulation.device=cpu"]  # fmt: skip
-rates = {}
-for kind in ("triton", "numba"):
-    built = build_network(compose_config([*overrides, f"simulation.backend={kind}"]))
-    res = simulate(built.network, duration_ms=150, transient_ms=50, generator=built.generator, progress=False)
-    rates[kind] = res.rates_hz("E").flatten()
-a, b = rates["triton"], rates["numba"]
-se = float(torch.sqrt(a.var() / a.numel() + b.var() / b.numel()))
-print(f"  network mean E rate: triton {float(a.mean()):.2f} Hz, numba {float(b.mean()):.2f} Hz (se {se:.2f})")
-check("Brunel network rates: triton backend = numba backend within 4 SE", abs(float(a.mean() - b.mean())) < 4 * se)
 
 sys.exit(1 if failures else 0)

@@ -322,6 +322,7 @@ def neuron_block(
     (DRIVE_GAUSSIAN, (scale, offset, seed)) | None; ``events`` = (events, cursor, overflow); ``stats`` = (dict of
     count, last, isi_sum, isi_sq, isi_n, window_start); ``rate`` = (counts (T, B) int32, first step)."""
     batch, size = v.shape
+    block = max(16, min(block, triton.next_power_of_2(size)))  # small populations: no idle lanes
     mode, payload = drive if drive is not None else (DRIVE_NONE, None)
     dummy_f, dummy_i = v, step
     drive_t = payload if mode == DRIVE_TENSOR else dummy_f
