@@ -183,7 +183,9 @@ class Network(nn.Module):
         t0 = self.step_count
         batch = self.batch
         drive = {
-            name: self.drives[name].sample_block(m, batch, pop.size, generator, backend) if name in self.drives else None
+            name: self.drives[name].sample_block(m, batch, pop.size, generator, backend)
+            if name in self.drives
+            else None
             for name, pop in self.populations.items()
         }
         record = [s for s in range(m) if voltage_every_steps and (t0 + s) % voltage_every_steps == 0]

@@ -142,7 +142,9 @@ class Projection(nn.Module):
             )
         self.weight_mv.copy_(new * self.sign)
 
-    def _relax_separable_kernel(self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float, backend: Backend) -> bool:
+    def _relax_separable_kernel(
+        self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float, backend: Backend
+    ) -> bool:
         """Fast path for separable relaxation rules on per-edge weights: the factors are computed per neuron
         (O(N)), the exact relaxation of the E edges runs in one compiled loop where the backend has one (same
         arithmetic as the rule's ``update`` up to float rounding)."""

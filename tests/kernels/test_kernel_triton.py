@@ -52,7 +52,7 @@ def test_backend_choice_and_errors():
     assert select_backend("cpu", "numba").name == "numba_cpu"
     b = Backend("cpu")
     assert select_backend("cpu", b) is b
-    with pytest.raises(ValueError, match="simulation.backend"):
+    with pytest.raises(ValueError, match=r"simulation\.backend"):
         select_backend("cpu", "fast")
     if os.environ.get("TRITON_INTERPRET") != "1":
         with pytest.raises(ValueError, match="TRITON_INTERPRET"):

@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "simulator"), str(ROOT / "tests" / "kernels")]  # this checkout's torchsnn
+sys.path[:0] = [
+    str(ROOT),
+    str(ROOT / "tests"),
+    str(ROOT / "tests" / "simulator"),
+    str(ROOT / "tests" / "kernels"),
+]  # this checkout's torchsnn
 
 from kernel_helpers import random_csr  # noqa: E402
 from sim_helpers import ProjSpec, ReplayDrive, hand_network, random_block  # noqa: E402
@@ -185,9 +190,9 @@ drive_arg = (tk.DRIVE_GAUSSIAN, (1.5, 1.2, seed))
 
 
 def fresh():
-    return {"count": torch.zeros(batch, size, dtype=torch.int32), "last": torch.full((batch, size), -1),
-            "isi_sum": torch.zeros(batch, size, dtype=torch.float64),
-            "isi_sq": torch.zeros(batch, size, dtype=torch.float64), "isi_n": torch.zeros(batch, size, dtype=torch.int32)}  # fmt: skip
+    i32, f64 = torch.int32, torch.float64
+    keys = {"count": (0, i32), "last": (-1, torch.int64), "isi_sum": (0, f64), "isi_sq": (0, f64), "isi_n": (0, i32)}
+    return {k: torch.full((batch, size), fill, dtype=dt) for k, (fill, dt) in keys.items()}
 
 
 st_k, st_r = fresh(), fresh()
@@ -227,20 +232,26 @@ for be in (Backend("cpu", fixed_point=True), backend):
 def same_summary(x: dict, y: dict) -> bool:
     """Equal, NaN equal to NaN (the CV of populations with too few ISIs)."""
     return all(
-        a == b or (math.isnan(a) and math.isnan(b)) for p in x for a, b in zip(x[p].values(), y[p].values(), strict=True)
+        a == b or (math.isnan(a) and math.isnan(b))
+        for p in x
+        for a, b in zip(x[p].values(), y[p].values(), strict=True)
     )
 
 
 ok = nb.backend.name == "triton_cpu_interpreter" and same_summary(ra.summary(), rb.summary())
 for name in sizes:
-
     ok &= torch.equal(ra.spike_stats[name]["counts"], rb.spike_stats[name]["counts"])
     ok &= torch.equal(ra.spike_stats[name]["cv_isi"].nan_to_num(-1), rb.spike_stats[name]["cv_isi"].nan_to_num(-1))
     ok &= torch.equal(ra.population_rate.counts[name], rb.population_rate.counts[name])
     ok &= torch.equal(ra.raster[name]["step"], rb.raster[name]["step"])
     ok &= torch.equal(ra.synchrony[name]["chi"], rb.synchrony[name]["chi"])
-    ok &= torch.equal(na.populations[name].v_mv, nb.populations[name].v_mv) and torch.equal(na.ring(name), nb.ring(name))
+    ok &= torch.equal(na.populations[name].v_mv, nb.populations[name].v_mv) and torch.equal(
+        na.ring(name), nb.ring(name)
+    )
 print(f"  network: E rate {ra.summary()['E']['rate_mean_hz']:.1f} Hz; backend report {rb.backend}")
-check("network through simulate (mixed delays, replayed input) = torch backend, same ring", ok and ra.summary()["E"]["rate_mean_hz"] > 1)
+check(
+    "network through simulate (mixed delays, replayed input) = torch backend, same ring",
+    ok and ra.summary()["E"]["rate_mean_hz"] > 1,
+)
 
 sys.exit(1 if failures else 0)

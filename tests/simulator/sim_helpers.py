@@ -199,7 +199,7 @@ def run_network(net: Network, n_steps: int, chunk: int | None = None) -> dict[st
         n = end - net.step_count if chunk is None else min(chunk, end - net.step_count)
         block = net.run_block(None, n)
         for name, sp in block.spikes.items():
-            out[name].append(sp.to('cpu', copy=True))  # a fused backend reuses its spike buffers
+            out[name].append(sp.to("cpu", copy=True))  # a fused backend reuses its spike buffers
     return {name: torch.cat(v) for name, v in out.items()}
 
 
