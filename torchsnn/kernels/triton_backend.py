@@ -77,7 +77,7 @@ class TritonBackend(Backend):
                 raise ValueError(
                     f"simulation.backend: triton fuses LIF populations only; {name} is {type(pop).__name__}"
                 )
-        seeds = torch.randint(0, 2**62, (len(pops),), generator=generator, device=dev, dtype=torch.int64)
+        seeds = self._seeds(network, generator, len(pops))
         per_pop = {}
         for i, (name, pop) in enumerate(network.populations.items()):
             r = pop.lif_parameters()[3] if hasattr(pop, "lif_parameters") else 0
@@ -106,11 +106,23 @@ class TritonBackend(Backend):
             "warm_key": None,
         }
 
+    def _seeds(self, network, generator: torch.Generator | None, n: int) -> Tensor:
+        """One Philox key per population, drawn from the run's generator and kept as the network buffer
+        ``drive_seeds`` (saved in checkpoints); ``generator`` None: the restored buffer is reused."""
+        seeds = network._buffers.get("drive_seeds")
+        if seeds is None:  # restored from a checkpoint into a network that had not registered it
+            seeds = network.__dict__.pop("drive_seeds", None)
+        if generator is not None or seeds is None or seeds.numel() != n:
+            if generator is None:
+                generator = torch.Generator(device=self.device).manual_seed(0)  # deterministic default
+            seeds = torch.randint(0, 2**62, (n,), generator=generator, device=self.device, dtype=torch.int64)
+        network.register_buffer("drive_seeds", seeds.to(self.device))
+        return network.drive_seeds
+
     def restored(self, network) -> None:
-        if self._state is None or self._state["pops"].keys() != network.populations.keys():
-            self.prepare(network, None)
-        self._state["graph"] = None  # buffers were replaced
-        self._state["graph_key"] = None
+        """After a checkpoint: fresh device buffers (the restored tensors replaced the old ones), the device step
+        counter at the restored step, the saved RNG keys, no captured graph."""
+        self.prepare(network, None)
 
     def check(self, network) -> None:
         """Raise if an event list overflowed (one host sync; called at the end of ``simulate``)."""
