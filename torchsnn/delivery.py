@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from torchsnn.kernels.triton_cuda import to_fixed_point
+from torchsnn.kernels.fixed_point import to_fixed_point
 
 
 def gather_spiking_edges(spikes: Tensor, row_ptr: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -54,7 +54,7 @@ def deliver_block(
         weight_mv: signed weights, a 0-d tensor (homogeneous), (E,) shared by replicas, (B, E), or with
             ``per_row`` (B, N_pre), one weight per presynaptic neuron.
         ring: (R, B, N_post) delay ring buffer: float32 mV, or int64 fixed-point units (the GPU path's
-            deterministic ring, see torchsnn.kernels.triton_cuda).
+            deterministic ring, see torchsnn.kernels.fixed_point).
         first_slot: t0 + D, the absolute step at which step 0 of the block arrives (taken mod R).
     """
     n_slots, batch, n_post = ring.shape

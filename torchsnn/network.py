@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from torchsnn.estimators import RateEstimator
-from torchsnn.kernels import triton_cuda
+from torchsnn.kernels.backend import Backend, select_backend
+from torchsnn.kernels.fixed_point import from_fixed_point, to_fixed_point
 from torchsnn.populations import ExternalDrive, NeuronPopulation
 from torchsnn.projection import Projection
 from torchsnn.validation import check_int, require
@@ -45,6 +46,10 @@ class Network(nn.Module):
     Ring buffers have R = D_max slots per post population, shaped (R, B, N_post). State is (B, N) for B
     independent replicas sharing the scaffold. Nothing in the loop copies to the host on its own; the
     reference delivery (``nonzero``) does synchronise on CUDA, which the fast CUDA path avoids.
+
+    **Backend.** ``backend`` (auto | numba | torch | triton, or a ``Backend``) is resolved for the network's
+    device by ``reset`` (``select_backend``) and passed to every component that runs a kernel; a fused backend
+    (Triton) runs steps 1-3 and the spike statistics in its own kernels (:meth:`Backend.run_network_block`).
     """
 
     def __init__(
@@ -55,8 +60,13 @@ class Network(nn.Module):
         dt_ms: float,
         estimators: dict[str, RateEstimator] | None = None,
         plasticity_every_ms: float = 1.0,
+        backend: str | Backend = "auto",
     ) -> None:
         super().__init__()
+        self.backend_request = backend
+        self.backend: Backend | None = None
+        #: per population, monitor buffers that a fused backend updates inside its kernels (see SpikeStatsMonitor)
+        self.sinks: dict[str, dict[str, object]] = {}
         require(len(populations) > 0, "populations", populations, "at least one population is needed")
         for name, proj in projections.items():
             if proj.plastic:
@@ -108,10 +118,19 @@ class Network(nn.Module):
     def batch(self) -> int:
         return next(iter(self.populations.values())).batch
 
+    def select_backend(self) -> Backend:
+        """Resolve ``backend_request`` for the current device (done by ``reset``; the one place it is chosen)."""
+        if self.backend is None or self.backend.device != self.device:
+            self.backend = select_backend(self.device, self.backend_request)
+        return self.backend
+
+    def set_backend(self, backend: str | Backend) -> None:
+        """Request another backend; takes effect at the next ``reset``."""
+        self.backend_request = backend
+
     def ring_dtype(self) -> torch.dtype:
-        """float32 mV, or int64 fixed-point units where the Triton kernels run (deterministic atomics)."""
-        probe = next(iter(self.buffers()))
-        return torch.int64 if triton_cuda.triton_enabled(probe) else torch.float32
+        """float32 mV on the CPU backends, int64 fixed-point units on the CUDA ones (deterministic atomics)."""
+        return self.select_backend().ring_dtype
 
     def ring(self, population: str) -> Tensor:
         return getattr(self, f"ring_{population}")
@@ -127,6 +146,8 @@ class Network(nn.Module):
         (per population: a number or one rate per neuron; default each estimator's own), plastic weights from
         ``initial_weights_mv`` (per projection, see Projection.reset_weights)."""
         check_int("replicas", batch, minimum=1)
+        self.backend = None  # auto is re-resolved at every reset (the CPU default may have been switched)
+        backend = self.select_backend()
         for name, pop in self.populations.items():
             pop.reset_state(batch, generator)
             setattr(
@@ -140,6 +161,7 @@ class Network(nn.Module):
             proj.reset_weights(batch, (initial_weights_mv or {}).get(name))
         self.step_count = 0
         self._last_plasticity_step = 0
+        backend.prepare(self, generator)
 
     # ------------------------------------------------------------------ dynamics
     @torch.no_grad()
@@ -152,21 +174,31 @@ class Network(nn.Module):
         population runs its steps in one call (a compiled kernel on the CPU) before the block is delivered.
         """
         m = self.block_steps if n_steps is None else min(int(n_steps), self.block_steps)
+        backend = self.backend if self.backend is not None else self.select_backend()
+        if backend.fused:
+            out = backend.run_network_block(self, generator, m, voltage_every_steps)
+            self.step_count += m
+            self._maybe_update_plasticity()
+            return out
         t0 = self.step_count
         batch = self.batch
         drive = {
-            name: self.drives[name].sample_block(m, batch, pop.size, generator) if name in self.drives else None
+            name: self.drives[name].sample_block(m, batch, pop.size, generator, backend)
+            if name in self.drives
+            else None
             for name, pop in self.populations.items()
         }
         record = [s for s in range(m) if voltage_every_steps and (t0 + s) % voltage_every_steps == 0]
         spikes: dict[str, Tensor] = {}
         voltages: dict[str, list[Tensor]] = {}
         for name, pop in self.populations.items():
-            spikes[name], voltages[name] = pop.run_block(self.ring(name), t0 % self.ring_slots, drive[name], m, record)
+            spikes[name], voltages[name] = pop.run_block(
+                self.ring(name), t0 % self.ring_slots, drive[name], m, record, backend
+            )
             if name in self.estimators:
                 self.estimators[name].update_block(spikes[name])
         for proj in self.projections.values():
-            proj.deliver(spikes[proj.pre], self.ring(proj.post), t0)
+            proj.deliver(spikes[proj.pre], self.ring(proj.post), t0, backend)
         self.step_count = t0 + m
         self._maybe_update_plasticity()
         return BlockOutput(t0, m, spikes, voltages)
@@ -178,7 +210,10 @@ class Network(nn.Module):
         for proj in self.projections.values():
             if proj.plastic:
                 proj.apply_plasticity(
-                    self.estimators[proj.pre].rate_hz(), self.estimators[proj.post].rate_hz(), elapsed * self.dt_ms
+                    self.estimators[proj.pre].rate_hz(),
+                    self.estimators[proj.post].rate_hz(),
+                    elapsed * self.dt_ms,
+                    self.backend,
                 )
         self._last_plasticity_step = self.step_count
 
@@ -186,7 +221,7 @@ class Network(nn.Module):
     def checkpoint_state(self) -> dict[str, object]:
         """Every evolving tensor (copied to the CPU) and counter of the network; the wiring (rebuilt from the seed
         and checked by fingerprint) and constant tables are left out."""
-        structure = {"row_ptr", "post_index", "pre_index_long", "post_index_long"}
+        structure = {"row_ptr", "post_index", "pre_index_long", "post_index_long", "degree_chunks"}
         return {
             "buffers": {
                 name: b.detach().cpu().clone()
@@ -206,16 +241,13 @@ class Network(nn.Module):
             owner_name, _, leaf = name.rpartition(".")
             owner = self.get_submodule(owner_name) if owner_name else self
             if leaf.startswith("ring_") and value.dtype != ring_dtype:  # saved on another kind of device
-                value = (
-                    triton_cuda.to_fixed_point(value)
-                    if ring_dtype == torch.int64
-                    else triton_cuda.from_fixed_point(value)
-                )
+                value = to_fixed_point(value) if ring_dtype == torch.int64 else from_fixed_point(value)
             setattr(owner, leaf, value.to(device))
         for name, layout in state["layouts"].items():
             self.projections[name].layout = layout
         self.step_count = int(state["step_count"])
         self._last_plasticity_step = int(state["last_plasticity_step"])
+        self.select_backend().restored(self)
 
     # ------------------------------------------------------------------ description
     def population_sizes(self) -> dict[str, int]:

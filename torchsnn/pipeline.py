@@ -180,6 +180,7 @@ def run_simulation(
         s["chi"] = synchrony_or_none(s["chi"], s["fraction_silent"])
     summary["run"].update(
         device=str(built.device),
+        backend=result.backend,
         replicas=net.batch,
         simulation_wall_time_s=result.wall_time_s,
         model_time_s=model_s,

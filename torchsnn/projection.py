@@ -8,9 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from torchsnn import kernels
-from torchsnn.delivery import deliver_block
-from torchsnn.kernels import triton_cuda
+from torchsnn.kernels.backend import Backend, default_backend
 from torchsnn.plasticity.base import RelaxationRule
 from torchsnn.validation import check_non_negative, require
 
@@ -128,9 +126,13 @@ class Projection(nn.Module):
         return self.weight_mv.expand(self.n_edges)
 
     @torch.no_grad()
-    def apply_plasticity(self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float) -> None:
-        """Move the weights by the rule over ``elapsed_ms`` at the current rate estimates (B, N_pre), (B, N_post)."""
-        if self._relax_separable_kernel(nu_pre_hz, nu_post_hz, elapsed_ms):
+    def apply_plasticity(
+        self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float, backend: Backend | None = None
+    ) -> None:
+        """Move the weights by the rule over ``elapsed_ms`` at the current rate estimates (B, N_pre), (B, N_post).
+        The weights are updated in place (their storage stays, as CUDA graphs of delivery need)."""
+        backend = backend if backend is not None else default_backend(self.weight_mv)
+        if self._relax_separable_kernel(nu_pre_hz, nu_post_hz, elapsed_ms, backend):
             return
         magnitude = self.weight_mv * self.sign
         if self.layout == "per_row":
@@ -139,67 +141,28 @@ class Projection(nn.Module):
             new = self.rule.update(
                 magnitude, nu_pre_hz[:, self.pre_index_long], nu_post_hz[:, self.post_index_long], elapsed_ms
             )
-        self.weight_mv = new * self.sign
+        self.weight_mv.copy_(new * self.sign)
 
-    def _relax_separable_kernel(self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float) -> bool:
-        """CPU fast path for separable relaxation rules on per-edge weights: the factors are computed per neuron
-        (O(N)), the exact relaxation of the E edges runs in one compiled loop (same arithmetic as the rule's
-        ``update`` up to float rounding)."""
+    def _relax_separable_kernel(
+        self, nu_pre_hz: Tensor, nu_post_hz: Tensor, elapsed_ms: float, backend: Backend
+    ) -> bool:
+        """Fast path for separable relaxation rules on per-edge weights: the factors are computed per neuron
+        (O(N)), the exact relaxation of the E edges runs in one compiled loop where the backend has one (same
+        arithmetic as the rule's ``update`` up to float rounding)."""
         exact = isinstance(self.rule, RelaxationRule) and type(self.rule).update is RelaxationRule.update
         factors = self.rule.factors() if exact else None
-        if (
-            factors is None
-            or self.layout != "per_edge"
-            or self.weight_mv.device.type != "cpu"
-            or not kernels.cpu_kernels_enabled()
-        ):
+        if factors is None or self.layout != "per_edge":
             return False
-        f_pre = factors[0](nu_pre_hz).to(torch.float32).contiguous()
-        f_post = factors[1](nu_post_hz).to(torch.float32).contiguous()
-        decay = np.float32(np.exp(-elapsed_ms / self.rule.tau_w_ms))
-        kernels.numba_cpu.relax_separable(
-            self.weight_mv.numpy(),
-            f_pre.numpy(),
-            f_post.numpy(),
-            self.pre_index_long.numpy(),
-            self.post_index_long.numpy(),
-            decay,
-            np.float32(self.rule.w_min_mv),
-            np.float32(min(self.rule.w_max_mv, 3e38)),
-            np.float32(self.sign),
-        )
-        return True
+        decay = float(np.float32(np.exp(-elapsed_ms / self.rule.tau_w_ms)))
+        return backend.relax_separable(self, factors[0](nu_pre_hz), factors[1](nu_post_hz), decay)
 
     # ------------------------------------------------------------------ delivery
-    def deliver(self, spikes: Tensor, ring: Tensor, block_start_step: int) -> None:
-        """Add the block's spikes of the pre population (M, B, N_pre) into the post ring buffer (compiled kernel on
-        the CPU, torch reference elsewhere; identical input either way)."""
-        first_slot = block_start_step + self.delay_steps
-        if triton_cuda.triton_enabled(ring) and not ring.dtype.is_floating_point:
-            triton_cuda.deliver(
-                spikes,
-                self.row_ptr,
-                self.post_index,
-                self.weight_mv,
-                ring,
-                first_slot,
-                per_row=self.layout == "per_row",
-            )
-            return
-        if ring.device.type == "cpu" and kernels.cpu_kernels_enabled():
-            args = (spikes.numpy(), self.row_ptr.numpy(), self.post_index.numpy())
-            slot = first_slot % ring.shape[0]
-            w = self.weight_mv
-            if self.layout == "per_row":
-                kernels.numba_cpu.deliver_per_row(*args, w.numpy(), ring.numpy(), slot)
-            elif w.dim() == 0:
-                kernels.numba_cpu.deliver_scalar(*args, np.float32(w.item()), ring.numpy(), slot)
-            else:  # (E,) shared by the replicas, or (B, E)
-                kernels.numba_cpu.deliver_per_edge(*args, w.view(-1, self.n_edges).numpy(), ring.numpy(), slot)
-            return
-        deliver_block(
-            spikes, self.row_ptr, self.post_index, self.weight_mv, ring, first_slot, per_row=self.layout == "per_row"
-        )
+    def deliver(self, spikes: Tensor, ring: Tensor, block_start_step: int, backend: Backend | None = None) -> None:
+        """Add the block's spikes of the pre population (M, B, N_pre) into the post ring buffer: spikes of step s
+        reach slot (block_start_step + s + D) mod R (``backend``: default the device's ``auto``; every backend
+        gives the reference's input)."""
+        backend = backend if backend is not None else default_backend(ring)
+        backend.deliver(self, spikes, ring, block_start_step + self.delay_steps)
 
     def extra_repr(self) -> str:
         kind = f"plastic ({type(self.rule).__name__}, {self.layout})" if self.plastic else "static"

@@ -35,6 +35,8 @@ class SimulationResult:
     synchrony: dict[str, dict[str, Any]]
     wall_time_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the compute backend that ran it (``Backend.describe``: name, device, ring, graph replay, notes)
+    backend: dict[str, Any] = field(default_factory=dict)
 
     def rates_hz(self, population: str) -> torch.Tensor:
         """(B, N) rates over the window."""
@@ -126,6 +128,7 @@ def simulate(
         named["health"] = HealthMonitor(round(health_every_ms / dt), max_rate_fraction)
     named.update({f"extra{i}": mon for i, mon in enumerate(extra_monitors)})
     end = start_step + total
+    network.sinks.clear()  # a fused backend's kernels update the buffers this run's monitors register
     for mon in named.values():
         mon.setup(network, start_step, end)
     callback_every = max(1, round(callback_every_ms / dt))
@@ -147,6 +150,7 @@ def simulate(
         }
 
     def result(wall: float) -> SimulationResult:
+        network.select_backend().check(network)
         return SimulationResult(
             dt_ms=dt,
             duration_ms=(network.step_count - start_step) * dt,
@@ -157,6 +161,7 @@ def simulate(
             raster=named["raster"].result(),
             synchrony=named["sync"].result() if "sync" in named else {},
             wall_time_s=wall,
+            backend=network.select_backend().describe(),
         )
 
     interactive = sys.stderr.isatty()
@@ -199,4 +204,5 @@ def simulate(
         raise
     finally:
         bar.close()
+        network.sinks.clear()
     return result(time.perf_counter() - wall0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_helpers import compose_config, cpu_kernels
+from kernel_helpers import compose_config
 from testkit import brunel_size_overrides
 
 from torchsnn.config import build_network
@@ -41,19 +41,19 @@ DELAYS = {
 
 
 def _simulate(overrides: list[str], enabled: bool):
-    cfg = compose_config(overrides)
+    cfg = compose_config([*overrides, f"simulation.backend={'numba' if enabled else 'torch'}"])
     built = build_network(cfg)
-    with cpu_kernels(enabled):
-        result = simulate(
-            built.network,
-            duration_ms=300.0,
-            transient_ms=50.0,
-            generator=built.generator,
-            raster_neurons=60,
-            raster_ms=250.0,
-            voltage_every_ms=0.5,
-            progress=False,
-        )
+    assert built.network.backend.name == ("numba_cpu" if enabled else "torch_cpu")
+    result = simulate(
+        built.network,
+        duration_ms=300.0,
+        transient_ms=50.0,
+        generator=built.generator,
+        raster_neurons=60,
+        raster_ms=250.0,
+        voltage_every_ms=0.5,
+        progress=False,
+    )
     return built.network, result
 
 

@@ -1,5 +1,5 @@
-"""numba ``spike_statistics`` (SpikeStatsMonitor.on_block, kernels on) against the torch branch of
-``SpikeStatsMonitor.on_block`` (kernels off): identical counts, last-spike steps, ISI sums, sums of squares and
+"""numba ``spike_statistics`` (SpikeStatsMonitor.on_block on the numba backend) against the torch reference
+backend's (one step at a time, (B, N) temporaries): identical counts, last-spike steps, ISI sums, sums of squares and
 numbers, and identical rates and CVs, for windows that start inside a block, before the first block and after
 the last one."""
 
@@ -10,18 +10,21 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from kernel_helpers import cpu_kernels
 
+from torchsnn.kernels import select_backend
 from torchsnn.monitors import SpikeStatsMonitor
 from torchsnn.network import BlockOutput
 
 
-def _network_stub(sizes: dict[str, int], batch: int) -> SimpleNamespace:
-    """What ``SpikeStatsMonitor.setup`` reads of a network."""
+def _network_stub(sizes: dict[str, int], batch: int, enabled: bool) -> SimpleNamespace:
+    """What ``SpikeStatsMonitor.setup`` reads of a network (numba backend if ``enabled``, else torch)."""
+    backend = select_backend("cpu", "numba" if enabled else "torch")
     return SimpleNamespace(
         device=torch.device("cpu"),
         batch=batch,
         populations={name: SimpleNamespace(size=n) for name, n in sizes.items()},
+        select_backend=lambda: backend,
+        sinks={},
     )
 
 
@@ -42,10 +45,9 @@ def test_spike_statistics_identical(window_start):
     monitors = []
     for enabled in (True, False):
         mon = SpikeStatsMonitor(window_start, 0.1, min_isi=2)
-        mon.setup(_network_stub(sizes, batch), 0, total)
-        with cpu_kernels(enabled):
-            for out in blocks:
-                mon.on_block(out)
+        mon.setup(_network_stub(sizes, batch, enabled), 0, total)
+        for out in blocks:
+            mon.on_block(out)
         monitors.append(mon)
     compiled, reference = monitors
     for name in sizes:
@@ -73,10 +75,9 @@ def test_spike_statistics_match_a_direct_count(enabled):
     blocks, total = _blocks(rng, sizes, batch, [15] * 6, {"E": 0.2})
     train = torch.cat([b.spikes["E"] for b in blocks])[:, 0]  # (T, N)
     mon = SpikeStatsMonitor(window, 0.1, min_isi=1)
-    mon.setup(_network_stub(sizes, batch), 0, total)
-    with cpu_kernels(enabled):
-        for out in blocks:
-            mon.on_block(out)
+    mon.setup(_network_stub(sizes, batch, enabled), 0, total)
+    for out in blocks:
+        mon.on_block(out)
     st = mon.state["E"]
     for n in range(sizes["E"]):
         steps = torch.nonzero(train[:, n]).flatten().tolist()

@@ -133,7 +133,9 @@ class ReplayDrive(ExternalDrive):
         self.position = 0
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
 
-    def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    def sample_block(
+        self, n_steps: int, batch: int, size: int, generator: torch.Generator | None, backend: object = None
+    ) -> torch.Tensor:
         block = self.inputs_mv[self.position : self.position + n_steps]
         assert block.shape == (n_steps, batch, size), (block.shape, n_steps, batch, size)
         self.position += n_steps
@@ -162,6 +164,7 @@ def hand_network(
     v_init_mv: dict[str, torch.Tensor],
     neuron: dict[str, float] | None = None,
     device: str | torch.device = "cpu",
+    backend: object = "auto",
 ) -> Network:
     """A Network of LIF populations (excitatory iff the name starts with E) with given initial voltages (B, N).
 
@@ -176,7 +179,7 @@ def hand_network(
         magnitude = abs(float(w)) if not torch.is_tensor(w) else 1.0
         sign = pops[spec.block.pre].sign
         projs[spec.name] = Projection(spec.name, spec.block, magnitude, sign, spec.delay_ms, dt_ms)
-    net = Network(pops, drives, projs, dt_ms).to(device)
+    net = Network(pops, drives, projs, dt_ms, backend=backend).to(device)
     net.reset(batch)
     for name, pop in pops.items():
         pop.reset_state(batch, v_init_mv=v_init_mv[name].to(device))
@@ -196,7 +199,7 @@ def run_network(net: Network, n_steps: int, chunk: int | None = None) -> dict[st
         n = end - net.step_count if chunk is None else min(chunk, end - net.step_count)
         block = net.run_block(None, n)
         for name, sp in block.spikes.items():
-            out[name].append(sp.cpu())
+            out[name].append(sp.to("cpu", copy=True))  # a fused backend reuses its spike buffers
     return {name: torch.cat(v) for name, v in out.items()}
 
 

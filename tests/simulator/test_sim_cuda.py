@@ -1,5 +1,6 @@
-"""CPU vs CUDA: the same delivery bit for bit (exact binary-fraction weights), the same network spikes for the same
-external input, and statistically identical rates when each device draws its own noise. Skipped without CUDA."""
+"""CPU vs CUDA: Triton delivery on the int64 ring bit for bit against the CPU reference, graph replay equal to eager
+runs, the same network spikes for the same external input, and statistically identical rates when each device
+draws its own noise (the Triton backend's in-kernel drive on CUDA). Skipped without CUDA."""
 
 from __future__ import annotations
 
@@ -34,26 +35,63 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["scalar", "per_edge", "per_replica"])
-def test_delivery_on_cuda_equals_cpu(kind):
+@pytest.mark.parametrize("kind", ["scalar", "per_edge", "per_replica", "per_row"])
+def test_triton_delivery_on_the_int64_ring_equals_the_cpu_reference(kind):
+    """The Triton event-list delivery on the GPU's int64 fixed-point ring against the torch reference on the CPU
+    (same ring): bit for bit, ring wrap included, and the same twice (integer atomics)."""
+    from torchsnn.kernels import triton_cuda
+
     rng = np.random.default_rng(1)
     block = random_block(rng, "P", "E", 300, 400, 0.05)
     batch, m = 4, 15
     spikes = torch.from_numpy(rng.random((m, batch, 400)) < 0.05)
-    if kind == "scalar":
-        weight = torch.tensor(0.375)
-    else:
-        shape = (block.n_edges,) if kind == "per_edge" else (batch, block.n_edges)
-        weight = torch.from_numpy(rng.integers(-16, 17, size=shape) / 8.0).float()
+    shape = {"scalar": (), "per_edge": (block.n_edges,), "per_replica": (batch, block.n_edges), "per_row": (batch, 400)}
+    weight = torch.from_numpy(rng.normal(0.0, 1.0, size=shape[kind]).astype(np.float32))
+    per_row = kind == "per_row"
+    ref = torch.zeros(30, batch, 300, dtype=torch.int64)
+    deliver_block(spikes, block.row_ptr, block.post_index, weight, ref, 22, per_row=per_row)
     rings = []
-    for device in ("cpu", "cuda"):
-        ring = torch.zeros(30, batch, 300, device=device)
-        deliver_block(
-            spikes.to(device), block.row_ptr.to(device), block.post_index.to(device), weight.to(device), ring, 22
-        )
+    for _ in range(2):
+        ring = torch.zeros(30, batch, 300, dtype=torch.int64, device="cuda")
+        args = (spikes.cuda(), block.row_ptr.cuda(), block.post_index.cuda(), weight.cuda(), ring, 22)
+        triton_cuda.deliver(*args, per_row=per_row)
         rings.append(ring.cpu())
-    assert torch.equal(rings[0], rings[1])
-    assert rings[0].abs().sum() > 0
+    assert torch.equal(rings[0], ref) and torch.equal(rings[1], ref)
+    assert ref.abs().sum() > 0
+
+
+def test_graph_replay_equals_eager():
+    """The same network and seed with CUDA-graph replay and eagerly: identical spikes, statistics and state."""
+    from torchsnn.kernels.triton_backend import TritonBackend
+
+    runs = []
+    for graphs in (True, False):
+        cfg = compose_config([*TINY_OVERRIDES, "simulation.device=cuda", "simulation.replicas=2"])
+        built = build_network(cfg)
+        built.network.set_backend(TritonBackend("cuda", graphs=graphs))
+        gen = torch.Generator(device="cuda").manual_seed(3)
+        built.network.reset(2, gen)
+        res = simulate(built.network, duration_ms=300.0, transient_ms=50.0, generator=gen, progress=False)
+        runs.append((built.network, res))
+    (ng, rg), (ne, re_) = runs
+    assert rg.backend["graph_replay"].startswith("replay"), rg.backend
+    assert re_.backend["graph_replay"].startswith("eager") or re_.backend["graph_replay"] == "not yet"
+    for name in ("E", "I"):
+        assert torch.equal(rg.spike_stats[name]["counts"], re_.spike_stats[name]["counts"])
+        assert torch.equal(rg.population_rate.counts[name], re_.population_rate.counts[name])
+        assert torch.equal(ng.populations[name].v_mv, ne.populations[name].v_mv)
+        assert torch.equal(ng.ring(name), ne.ring(name))
+    assert rg.summary()["E"]["rate_mean_hz"] > 1.0
+
+
+def test_cuda_runs_are_reproducible_and_report_triton():
+    counts = []
+    for _ in range(2):
+        built = build_network(compose_config([*TINY_OVERRIDES, "simulation.device=cuda"]))
+        res = simulate(built.network, duration_ms=200.0, transient_ms=50.0, generator=built.generator, progress=False)
+        counts.append(res.spike_stats["E"]["counts"])
+        assert res.backend["name"] == "triton_cuda" and res.backend["ring"] == "int64"
+    assert torch.equal(counts[0], counts[1])
 
 
 def test_network_on_cuda_equals_the_dense_reference():

@@ -183,7 +183,13 @@ def build_network(
         for name in sorted(traced)
     }
     network = Network(
-        populations, drives, projections, dt, estimators, float(plasticity.get("update_every_ms", 5.0))
+        populations,
+        drives,
+        projections,
+        dt,
+        estimators,
+        float(plasticity.get("update_every_ms", 5.0)),
+        backend=sim.get("backend", "auto"),
     ).to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seeds.dynamics)

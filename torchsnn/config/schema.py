@@ -22,6 +22,7 @@ class SimulationSchema:
     duration_ms: float = 6000.0
     transient_ms: float = 1000.0
     device: str = "auto"
+    backend: str = "auto"  # auto | numba | torch | triton (torchsnn.kernels.backend)
     replicas: int = 1
     raster_neurons: int = 50
     raster_ms: float = 1000.0

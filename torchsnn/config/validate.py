@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from torchsnn.errors import ConfigError
+from torchsnn.kernels.backend import KINDS as BACKEND_KINDS
 from torchsnn.validation import check_finite, check_int, check_non_negative, check_positive, require
 
 
@@ -42,6 +43,8 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     if sim.get("threads") is not None:
         check_int("simulation.threads", sim["threads"], minimum=0)
     validate_device("simulation.device", sim.get("device", "auto"))
+    backend = sim.get("backend", "auto")
+    require(backend in BACKEND_KINDS, "simulation.backend", backend, f"must be one of {', '.join(BACKEND_KINDS)}")
     validate_logging(cfg.get("logging") or {}, dt)
     validate_meanfield(cfg.get("meanfield") or {})
     validate_scaffold_group(cfg.get("scaffold") or {})
@@ -70,14 +73,14 @@ MEANFIELD_INTS: dict[str, tuple[int, int]] = {
     "continuation": (0, 10_000),
     "samples": (2, 10**8),
 }
-MEANFIELD_DEGREES = ("laws", "scaffold")
+MEANFIELD_DEGREES = ("auto", "laws", "scaffold")
 
 
 def validate_meanfield(mf: Mapping[str, Any]) -> None:
     """``meanfield``: degree source, quadrature orders, tolerance and the starting point of the solve.
 
     Extend here for new options (each check names ``meanfield.<key>``, the value and what is allowed)."""
-    degrees = mf.get("degrees", "laws")
+    degrees = mf.get("degrees", "auto")
     require(
         degrees in MEANFIELD_DEGREES, "meanfield.degrees", degrees, f"must be one of {', '.join(MEANFIELD_DEGREES)}"
     )

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from torchsnn import kernels
 from torchsnn.monitors.base import Monitor
 from torchsnn.network import BlockOutput, Network
 
@@ -16,7 +15,9 @@ class SpikeStatsMonitor(Monitor):
     """Per neuron over the window: spike count and inter-spike-interval sums -> rate and CV of ISIs.
 
     ISIs are counted when both spikes fall inside the window. CV = sqrt(E[isi^2] - E[isi]^2) / E[isi] (NaN for
-    neurons with fewer than ``min_isi`` intervals).
+    neurons with fewer than ``min_isi`` intervals). The update runs on the network's backend: a fused backend
+    updates the (B, N) buffers inside its neuron kernel (they are registered in ``network.sinks``), the others
+    per block (numba kernel, or torch ops with (B, N) temporaries only).
     """
 
     checkpoint_fields = ("state", "last_step")
@@ -28,6 +29,7 @@ class SpikeStatsMonitor(Monitor):
 
     def setup(self, network: Network, start_step: int, total_steps: int) -> None:
         dev, b = network.device, network.batch
+        self.backend = network.select_backend()
         self.last_step = start_step
         self.state: dict[str, dict[str, Tensor]] = {}
         for name, pop in network.populations.items():
@@ -39,37 +41,26 @@ class SpikeStatsMonitor(Monitor):
                 "isi_sq": torch.zeros(shape, dtype=torch.float64, device=dev),
                 "isi_n": torch.zeros(shape, dtype=torch.int32, device=dev),
             }
+        self.fused = self.backend.fused
+        if self.fused:
+            for name, st in self.state.items():
+                network.sinks.setdefault(name, {})["stats"] = (st, self.window_start_step)
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
+        """As Monitor's; the restored buffers are copied into the registered ones (a fused kernel holds those)."""
+        if not getattr(self, "fused", False):
+            return super().load_state_dict(state, device)
+        for name, st in state["state"].items():
+            for key, value in st.items():
+                self.state[name][key].copy_(value)
+        self.last_step = state["last_step"]
 
     def on_block(self, out: BlockOutput) -> None:
         self.last_step = out.start_step + out.n_steps
-        if next(iter(out.spikes.values())).device.type == "cpu" and kernels.cpu_kernels_enabled():
-            for name, spikes in out.spikes.items():
-                st = self.state[name]
-                kernels.numba_cpu.spike_statistics(
-                    spikes.numpy(),
-                    out.start_step,
-                    self.window_start_step,
-                    *(st[k].numpy() for k in ("count", "last", "isi_sum", "isi_sq", "isi_n")),
-                )
+        if self.fused:
             return
-        first = self.steps_in_window(out)
-        steps = torch.arange(
-            out.start_step, out.start_step + out.n_steps, device=next(iter(out.spikes.values())).device
-        )
         for name, spikes in out.spikes.items():
-            st = self.state[name]
-            if first < out.n_steps:
-                st["count"] += spikes[first:].sum(0, dtype=torch.int32)
-            stamp = torch.where(spikes, steps.view(-1, 1, 1), torch.full_like(steps.view(-1, 1, 1), -1))
-            running = torch.cummax(stamp, dim=0).values
-            before = torch.cat([torch.full_like(running[:1], -1), running[:-1]])
-            prev = torch.maximum(before, st["last"].unsqueeze(0))
-            valid = spikes & (prev >= self.window_start_step)
-            isi = torch.where(valid, (steps.view(-1, 1, 1) - prev).double(), 0.0)
-            st["isi_sum"] += isi.sum(0)
-            st["isi_sq"] += (isi * isi).sum(0)
-            st["isi_n"] += valid.sum(0, dtype=torch.int32)
-            st["last"] = torch.maximum(st["last"], running[-1])
+            self.backend.spike_statistics(spikes, out.start_step, self.window_start_step, self.state[name])
 
     def result(self) -> dict[str, Any]:
         window_s = max(0, self.last_step - self.window_start_step) * self.dt_ms * 1e-3  # so far (partial runs too)
@@ -100,8 +91,20 @@ class PopulationRateMonitor(Monitor):
             name: torch.zeros(total_steps - self.first_step, network.batch, dtype=torch.int32, device=network.device)
             for name in network.populations
         }
+        self.fused = network.select_backend().fused  # the neuron kernel adds each step's count (network.sinks)
+        if self.fused:
+            for name, c in self.counts.items():
+                network.sinks.setdefault(name, {})["rate"] = (c, self.first_step)
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
+        if not getattr(self, "fused", False):
+            return super().load_state_dict(state, device)
+        for name, c in state["counts"].items():
+            self.counts[name].copy_(c)
 
     def on_block(self, out: BlockOutput) -> None:
+        if self.fused:
+            return
         start = out.start_step - self.first_step
         for name, spikes in out.spikes.items():
             self.counts[name][start : start + out.n_steps] = spikes.sum(-1, dtype=torch.int32)

@@ -7,7 +7,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
-from torchsnn.kernels.triton_cuda import from_fixed_point
+from torchsnn.kernels.backend import Backend, default_backend
+from torchsnn.kernels.fixed_point import from_fixed_point
 from torchsnn.validation import check_int, check_positive
 
 
@@ -46,12 +47,25 @@ class NeuronPopulation(nn.Module, ABC):
         """Advance one time step with ``input_mv`` (B, N) arriving in it; return the spikes (B, N) bool."""
 
     def run_block(
-        self, ring: Tensor, first_slot: int, drive: Tensor | None, n_steps: int, record_steps: list[int]
+        self,
+        ring: Tensor,
+        first_slot: int,
+        drive: Tensor | None,
+        n_steps: int,
+        record_steps: list[int],
+        backend: Backend | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
         """``n_steps`` steps: the input of step s is ring slot (first_slot + s) mod R (cleared after reading) plus
         ``drive[s]``. Returns spikes (n_steps, B, N) and copies of the voltages after each step in
-        ``record_steps``. Reference implementation (any device); subclasses may override with a kernel that
-        gives identical results."""
+        ``record_steps``. Runs on ``backend`` (default: the device's ``auto`` backend), which gives the results
+        of :meth:`reference_block`."""
+        backend = backend if backend is not None else default_backend(self.v_mv)
+        return backend.lif_block(self, ring, first_slot, drive, n_steps, record_steps)
+
+    def reference_block(
+        self, ring: Tensor, first_slot: int, drive: Tensor | None, n_steps: int, record_steps: list[int]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """:meth:`run_block` in plain torch ops, one :meth:`step` at a time (any device): the reference."""
         n_slots = ring.shape[0]
         spikes = torch.empty(n_steps, *self.v_mv.shape, dtype=torch.bool, device=self.v_mv.device)
         voltages = []

@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
-from torchsnn import kernels
+from torchsnn.kernels.backend import Backend, default_backend
 from torchsnn.validation import check_int, check_non_negative, check_positive
 
 
@@ -27,8 +27,16 @@ class ExternalDrive(nn.Module, ABC):
         self.dt_ms = check_positive("dt_ms", dt_ms)
 
     @abstractmethod
-    def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> Tensor:
-        """Input jumps (n_steps, B, N) in mV, float32, on this module's device."""
+    def sample_block(
+        self,
+        n_steps: int,
+        batch: int,
+        size: int,
+        generator: torch.Generator | None,
+        backend: Backend | None = None,
+    ) -> Tensor:
+        """Input jumps (n_steps, B, N) in mV, float32, on this module's device (``backend``: where a kernel
+        helps; default the device's ``auto`` backend)."""
 
     @abstractmethod
     def moments(self, tau_m_ms: float) -> tuple[float, float]:
@@ -110,15 +118,17 @@ class PoissonDrive(ExternalDrive):
         ]
         return [(lam, j) for lam, j in kinds if lam > 0 and j != 0]
 
-    def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> Tensor:
+    def sample_block(
+        self,
+        n_steps: int,
+        batch: int,
+        size: int,
+        generator: torch.Generator | None,
+        backend: Backend | None = None,
+    ) -> Tensor:
         u = torch.rand(n_steps, batch, size, generator=generator, dtype=torch.float64, device=self.device)
-        if u.device.type == "cpu" and kernels.cpu_kernels_enabled():
-            out = torch.empty(n_steps, batch, size)
-            table = (self.jump_cdf.numpy(), self.jump_guide.numpy(), self.jump_values_mv.numpy())
-            kernels.numba_cpu.invert_table(u.view(-1).numpy(), *table, out.view(-1).numpy())
-            return out
-        index = torch.searchsorted(self.jump_cdf, u, right=True).clamp_(max=self.jump_cdf.numel() - 1)
-        return self.jump_values_mv[index]
+        backend = backend if backend is not None else default_backend(u)
+        return backend.invert_table(u, self.jump_cdf, self.jump_guide, self.jump_values_mv)
 
     def moments(self, tau_m_ms: float) -> tuple[float, float]:
         tau_s = tau_m_ms * 1e-3
@@ -146,10 +156,22 @@ class GaussianDrive(ExternalDrive):
         self.sigma_mv = check_non_negative("sigma_mv", sigma_mv)
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
 
-    def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> Tensor:
+    def noise_scale_offset_mv(self) -> tuple[float, float]:
+        """(c, m) with input = c xi + m, xi ~ N(0, 1)."""
         d = math.exp(-self.dt_ms / self.tau_m_ms)
+        return self.sigma_mv * math.sqrt((1.0 - d * d) / 2.0), self.mu_mv * (1.0 - d)
+
+    def sample_block(
+        self,
+        n_steps: int,
+        batch: int,
+        size: int,
+        generator: torch.Generator | None,
+        backend: Backend | None = None,
+    ) -> Tensor:
+        scale, offset = self.noise_scale_offset_mv()
         noise = torch.randn(n_steps, batch, size, generator=generator, device=self.device)
-        return noise.mul_(self.sigma_mv * math.sqrt((1.0 - d * d) / 2.0)).add_(self.mu_mv * (1.0 - d))
+        return noise.mul_(scale).add_(offset)
 
     def moments(self, tau_m_ms: float) -> tuple[float, float]:
         return self.mu_mv, self.sigma_mv
@@ -162,7 +184,14 @@ class NoDrive(ExternalDrive):
         super().__init__()
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
 
-    def sample_block(self, n_steps: int, batch: int, size: int, generator: torch.Generator | None) -> Tensor:
+    def sample_block(
+        self,
+        n_steps: int,
+        batch: int,
+        size: int,
+        generator: torch.Generator | None,
+        backend: Backend | None = None,
+    ) -> Tensor:
         return torch.zeros(n_steps, batch, size, device=self.device)
 
     def moments(self, tau_m_ms: float) -> tuple[float, float]:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from torchsnn import kernels
-from torchsnn.kernels import triton_cuda
 from torchsnn.populations.base import NeuronPopulation
 from torchsnn.validation import check_non_negative, check_positive, require
 
@@ -101,48 +98,9 @@ class LIFPopulation(NeuronPopulation):
         self.refractory_left = torch.where(spikes, self.refractory_steps, left).to(torch.int32)
         return spikes
 
-    def run_block(
-        self, ring: Tensor, first_slot: int, drive: Tensor | None, n_steps: int, record_steps: list[int]
-    ) -> tuple[Tensor, list[Tensor]]:
-        """As the base class; a compiled kernel runs the whole block: numba on the CPU (identical results), Triton
-        on the GPU (one launch per block, fixed-point ring)."""
-        if triton_cuda.triton_enabled(self.v_mv) and not ring.dtype.is_floating_point:
-            return triton_cuda.lif_block(
-                self.v_mv,
-                self.refractory_left,
-                ring,
-                first_slot,
-                drive,
-                n_steps,
-                record_steps,
-                self.decay,
-                self.theta_mv,
-                self.v_reset_mv,
-                self.refractory_steps,
-            )
-        if self.v_mv.device.type != "cpu" or not kernels.cpu_kernels_enabled():
-            return super().run_block(ring, first_slot, drive, n_steps, record_steps)
-        spikes = torch.empty(n_steps, *self.v_mv.shape, dtype=torch.bool)
-        record_steps = sorted(set(record_steps))
-        record = np.zeros(n_steps, dtype=np.bool_)
-        record[record_steps] = True
-        v_record = np.empty((len(record_steps), *self.v_mv.shape), dtype=np.float32)
-        no_drive = np.empty((0, 1, 1), dtype=np.float32)
-        kernels.numba_cpu.lif_block(
-            self.v_mv.numpy(),
-            self.refractory_left.numpy(),
-            ring.numpy(),
-            first_slot,
-            no_drive if drive is None else drive.numpy(),
-            spikes.numpy(),
-            record,
-            v_record,
-            np.float32(self.decay),
-            np.float32(self.theta_mv),
-            np.float32(self.v_reset_mv),
-            np.int32(self.refractory_steps),
-        )
-        return spikes, [torch.from_numpy(v) for v in v_record]
+    def lif_parameters(self) -> tuple[float, float, float, int]:
+        """(decay, theta_mv, v_reset_mv, refractory_steps): what the compiled kernels need."""
+        return self.decay, self.theta_mv, self.v_reset_mv, self.refractory_steps
 
     def transfer_hz(self, mu_mv: Tensor, sigma_mv: Tensor) -> Tensor:
         from torchsnn.meanfield.transfer import siegert_rate_hz
