@@ -118,3 +118,12 @@ def test_markov_chain_is_exact_for_a_deterministic_drift_limit():
     rate = markov_rate_hz(src, dt_ms=DT_MS, max_step_mv=0.004, extrapolate=False, **LIF)
     det = 1.0 / (2e-3 + 20e-3 * np.log((30.0 - 10.0) / (30.0 - 20.0)))
     assert rate == pytest.approx(det, rel=0.02)
+
+
+def test_config_validation_knows_every_transfer_function():
+    """The light-weight config check (no meanfield import) lists exactly the transfer functions the theory has."""
+    from torchsnn.config.validate import TRANSFER_KINDS
+    from torchsnn.meanfield.transfers import DEFAULT_TRANSFER, TRANSFERS
+
+    assert TRANSFER_KINDS == TRANSFERS
+    assert DEFAULT_TRANSFER in TRANSFERS

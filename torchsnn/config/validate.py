@@ -47,6 +47,7 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     require(backend in BACKEND_KINDS, "simulation.backend", backend, f"must be one of {', '.join(BACKEND_KINDS)}")
     validate_logging(cfg.get("logging") or {}, dt)
     validate_meanfield(cfg.get("meanfield") or {})
+    validate_transfers(cfg)
     validate_scaffold_group(cfg.get("scaffold") or {})
     validate_network(_section(cfg, "network"), dt)
     validate_plasticity({**(cfg.get("plasticity") or {}), "_replicas": sim.get("replicas", 1)}, cfg["network"], dt)
@@ -65,7 +66,7 @@ def validate_logging(logs: Mapping[str, Any], dt_ms: float) -> None:
 # meanfield integers: (minimum, maximum); the maxima keep the quadrature grids and samples within memory
 MEANFIELD_INTS: dict[str, tuple[int, int]] = {
     "degree_order": (1, 256),
-    "scaffold_bins": (1, 4096),
+    "scaffold_bins": (0, 4096),  # 0: exact cells (one per distinct in-degree vector)
     "gh_order_mu": (1, 128),
     "gh_order_sigma": (1, 128),
     "qmc_points": (1, 2**20),
@@ -74,6 +75,19 @@ MEANFIELD_INTS: dict[str, tuple[int, int]] = {
     "samples": (2, 10**8),
 }
 MEANFIELD_DEGREES = ("auto", "laws", "scaffold")
+
+
+TRANSFER_KINDS = ("siegert", "finite_jump")  # torchsnn.meanfield.transfers.TRANSFERS (not imported: kept light)
+
+
+def validate_transfers(cfg: Mapping[str, Any]) -> None:
+    """``neuron.transfer`` and ``network.populations.<name>.neuron.transfer``: a known transfer function."""
+    nodes = {"neuron": cfg.get("neuron") or {}}
+    for name, pop in ((cfg.get("network") or {}).get("populations") or {}).items():
+        nodes[f"network.populations.{name}.neuron"] = (pop or {}).get("neuron") or {}
+    for path, node in nodes.items():
+        kind = node.get("transfer", "finite_jump") if hasattr(node, "get") else "finite_jump"
+        require(kind in TRANSFER_KINDS, f"{path}.transfer", kind, f"must be one of {', '.join(TRANSFER_KINDS)}")
 
 
 def validate_meanfield(mf: Mapping[str, Any]) -> None:
