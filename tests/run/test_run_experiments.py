@@ -37,6 +37,7 @@ TINY = {
     "plastic_pre": [*HETERO_TINY, "plasticity.r_p_hz=2.0"],
     "plastic_prepost": [*HETERO_TINY, "plasticity.r_p_hz=2.0"],
     "in_neighbours": HETERO_TINY,
+    "quickstart": HETERO_TINY,
     "rate_vs_structure": [
         *HETERO_TINY,
         "study.r_values=[0.0]",
@@ -56,6 +57,7 @@ FIGURES = {
     "plastic_pre": ["rates.png", "weights.png", "alpha.png", "weights_over_time.png"],
     "plastic_prepost": ["rates.png", "weights.png"],
     "hetero_static": ["rates.png", "activity.png"],
+    "quickstart": ["rates.png", "activity.png"],
     "brunel_ai": ["rates.png", "activity.png"],
     "brunel_a_plastic": ["rates.png", "weights.png"],
 }

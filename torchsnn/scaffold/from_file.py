@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from torchsnn.errors import ConfigError
 from torchsnn.scaffold.degree_laws import DegreeLaw
@@ -232,7 +233,15 @@ class FileBlock(ConnectivityRule):
     def connect(self, n_pre: int, n_post: int, square: bool, rng: np.random.Generator) -> Wiring:
         self.validate(n_pre, n_post, square)
         b = self._block()
-        return Wiring(b["pre"], b["post"], {"source": self.path})
+        device = rng.device if isinstance(rng, torch.Generator) else torch.device("cpu")
+        pre = torch.as_tensor(np.asarray(b["pre"]), dtype=torch.int64, device=device)
+        post = torch.as_tensor(np.asarray(b["post"]), dtype=torch.int64, device=device)
+        keys = torch.unique(pre * n_post + post)  # sorted by (pre, post): CSR order, duplicates merged
+        counts = torch.bincount(keys // n_post, minlength=n_pre)
+        row_ptr = torch.zeros(n_pre + 1, dtype=torch.int64, device=device)
+        row_ptr[1:] = torch.cumsum(counts, 0)
+        report = {"source": self.path, "duplicates_removed": int(pre.numel() - keys.numel())}
+        return Wiring(row_ptr, (keys % n_post).to(torch.int32), report)
 
     def degree_laws(self, n_pre: int, n_post: int, square: bool) -> BlockDegreeLaws:
         """The file's in- and out-degree marginals; in/out correlation only through theory_degrees=scaffold."""
