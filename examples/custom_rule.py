@@ -3,8 +3,11 @@
     dw/dt = eta [ nu_pre (w_max - w) - kappa w^2 ]
 
 No closed form is needed: the base class finds the stable root of the drift for the theory.
-Run: python examples/custom_rule.py   (about a minute on a laptop CPU; outputs in outputs/custom_rule/)
+Run: python examples/custom_rule.py   (20 s of model time: measured 18.5 min on a busy 2-core CPU; a progress bar
+shows how far it is; outputs in outputs/custom_rule/<date>_<time>/)
 """
+
+import time
 
 import torch
 
@@ -37,12 +40,12 @@ def main() -> dict:
         "simulation.transient_ms=15000",
         "network.populations.E.size=4000",
         "network.populations.I.size=1000",
-        "logging.progress=false",
+        "logging.progress=true",
     ]
     with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
     cfg["plasticity"]["rule"] = {"_target_": f"{__name__}.SoftBoundPreRule"}
-    return run(cfg, Path("outputs/custom_rule"))
+    return run(cfg, Path("outputs/custom_rule") / time.strftime("%Y-%m-%d_%H-%M-%S"))
 
 
 if __name__ == "__main__":
