@@ -21,15 +21,21 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from torchsnn.config.hydra_guard import install as _install_hydra_guard
 from torchsnn.errors import CheckpointError, ConfigError, RunFolderError, SolverError
 
+_install_hydra_guard()  # every config Hydra composes is checked before Hydra builds callbacks, launchers, logging
 log = logging.getLogger("torchsnn")
 # overrides that may accompany resume=<run>: they change no result (everything else is refused)
 _STARTED = False  # set once the task function runs: OSErrors after that are not about the run folder
 RESUME_ALLOWED = ("logging.progress", "simulation.device", "simulation.threads")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# an absolute path: the same search path whether this module runs as __main__ or is imported (workers)
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     code = execute(cfg, Path(HydraConfig.get().runtime.output_dir), list(HydraConfig.get().overrides.task))
     if code:
@@ -116,6 +122,9 @@ def entry() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exiting 1
     try:
         main()
+    except ConfigError as exc:  # a hydra.* entry refused by the guard while Hydra composed the config
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        sys.exit(2)
     except (HydraException, OmegaConfBaseException) as exc:
         from torchsnn.config.report import describe_hydra_error
 
@@ -133,4 +142,8 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
-    entry()
+    # run the imported module's entry, not this __main__ copy: joblib / submitit workers then unpickle
+    # torchsnn.run.main by reference, and importing torchsnn.run installs the Hydra guard in them too
+    from torchsnn.run import entry as _entry
+
+    _entry()
