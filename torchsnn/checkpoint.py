@@ -187,3 +187,17 @@ def restore(payload: dict[str, Any], network: Network, generator: torch.Generato
         )
     network.restore_state(state)
     generator.set_state(payload["generator"])
+
+
+def extend_checkpoint(payload: dict[str, Any], duration_ms: float) -> None:
+    """Make a checkpoint's monitor state fit a longer run of ``duration_ms`` (resume of a finished run with a longer
+    ``simulation.duration_ms``). The one buffer sized by the run's length is the population-rate monitor's
+    per-step counts, shape (steps of the run, B): zero-padded to the new number of steps (the steps not yet
+    simulated); everything else (spike statistics, raster, synchrony, weights) accumulates and needs nothing."""
+    dt = float(payload["config"]["simulation"]["dt_ms"])
+    steps = round(float(duration_ms) / dt)
+    counts = ((payload.get("simulation") or {}).get("monitors") or {}).get("rate", {}).get("counts", {})
+    for name, c in counts.items():
+        if not isinstance(c, torch.Tensor) or c.ndim != 2 or c.shape[0] > steps:
+            raise CheckpointError(f"the checkpoint's population-rate counts of {name} do not fit {duration_ms} ms")
+        counts[name] = torch.cat([c, c.new_zeros(steps - c.shape[0], c.shape[1])])

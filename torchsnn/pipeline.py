@@ -358,7 +358,7 @@ def run(
     interrupts it (exit 128 + signal, in every mode) or results could not be written (exit 5)."""
     cfg = file_scaffold_hook(cfg)  # scaffold=file: the file's blocks as connectivity, realised degrees in the theory
     preflight(cfg)
-    folder = RunFolder(run_dir, resuming=resume is not None)
+    folder = RunFolder(run_dir, resuming=resume is not None, resumed_with=resumed_with(cfg))
     folder.acquire()
     summary: dict[str, Any] = {"run": {"mode": cfg.get("mode", "compare"), "seed": cfg["seed"]}}
     stop = StopFlag(on_exit=lambda signum: folder.mark("interrupted", 128 + signum, signal=signal.Signals(signum).name))
@@ -404,6 +404,12 @@ def run(
     return summary
 
 
+def resumed_with(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
+    """``{field: [old, new]}`` of a resumed run extended with a longer ``simulation.duration_ms`` (else None)."""
+    resume = cfg.get("resume")
+    return resume.get("resumed_with") if isinstance(resume, dict) else None
+
+
 def run_steps(
     cfg: dict[str, Any],
     run_dir: Path,
@@ -429,6 +435,8 @@ def run_steps(
         summary["run"]["resumed_from_ms"] = resume["time_ms"]
         if isinstance(cfg.get("resume"), dict):
             summary["run"]["resume"] = cfg["resume"]
+            if resumed_with(cfg):
+                summary["run"]["resumed_with"] = resumed_with(cfg)
     tb = TensorBoardLogger(run_dir / "tensorboard") if logs.get("tensorboard", True) else None
     plasticity = cfg.get("plasticity") or {}
     needs_prediction = bool(plastic_projections(cfg)) and "theory" in (

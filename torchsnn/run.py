@@ -26,9 +26,10 @@ from torchsnn.errors import CheckpointError, ConfigError, RunFolderError, Solver
 
 _install_hydra_guard()  # every config Hydra composes is checked before Hydra builds callbacks, launchers, logging
 log = logging.getLogger("torchsnn")
-# overrides that may accompany resume=<run>: they change no result (everything else is refused)
 _STARTED = False  # set once the task function runs: OSErrors after that are not about the run folder
+# overrides that may accompany resume=<run>: they change no result (everything else is refused)
 RESUME_ALLOWED = ("logging.progress", "simulation.device", "simulation.threads")
+EXTENSIBLE = "simulation.duration_ms"  # may be given with resume= when longer than the run's own (recorded)
 
 
 # an absolute path: the same search path whether this module runs as __main__ or is imported (workers)
@@ -86,27 +87,48 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
 
 
 def resumed_config(plain: dict, overrides: list[str]) -> tuple[dict, dict, Path]:
-    """The interrupted run's own config (with the allowed overrides applied), its checkpoint and its folder."""
-    from torchsnn.checkpoint import latest_checkpoint, load_checkpoint
+    """The interrupted run's own config (with the allowed overrides applied), its checkpoint and its folder.
+
+    ``simulation.duration_ms`` may be given too when it is longer than the run's own: the run is extended (from its
+    latest checkpoint, bit-identical to a run of the longer duration from the start on the CPU) and the change is
+    recorded as ``resumed_with: {simulation.duration_ms: [old, new]}``; a shorter one is refused."""
+    from torchsnn.checkpoint import extend_checkpoint, latest_checkpoint, load_checkpoint
 
     path = latest_checkpoint(Path(plain["resume"]))
     resume = load_checkpoint(path)
     stored = resume["config"]  # the same network, seed and settings
-    applied = {}
+    applied: dict = {}
+    changed: dict = {}
     for item in overrides:
         key = item.lstrip("+~").partition("=")[0]
         if key == "resume" or key.startswith("hydra."):
             continue
+        section, _, leaf = key.partition(".")
+        if key == EXTENSIBLE:
+            old, new = float(stored[section][leaf]), float(plain[section][leaf])
+            if new < old:
+                raise CheckpointError(
+                    f"{item!r} given with resume=: a resumed run can only be extended, not shortened (its "
+                    f"{EXTENSIBLE} is {old:g})"
+                )
+            if new > old:
+                stored[section][leaf] = plain[section][leaf]
+                changed[key] = [old, new]
+            continue
         if key not in RESUME_ALLOWED:
             raise CheckpointError(
                 f"{item!r} given with resume=: a resumed run uses the config stored in its checkpoint; only "
-                f"{', '.join(RESUME_ALLOWED)} may be set (start a new run to change anything else)"
+                f"{', '.join(RESUME_ALLOWED)} may be set, and a longer {EXTENSIBLE} (start a new run to change "
+                "anything else)"
             )
-        section, _, leaf = key.partition(".")
         stored.setdefault(section, {})[leaf] = plain[section][leaf]
         applied[key] = plain[section][leaf]
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     stored["resume"] = {"checkpoint": str(path), "applied_overrides": applied}
+    if changed:
+        extend_checkpoint(resume, float(stored["simulation"]["duration_ms"]))
+        stored["resume"]["resumed_with"] = changed
+        log.info("resume: extended %s", ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in changed.items()))
     if applied:
         log.info("resume: applied %s", applied)
     log.info("resuming %s from t = %.1f ms (%s)", run_dir, resume["time_ms"], path.name)

@@ -4,7 +4,9 @@
   run writes there; a second run into a locked folder, or a new run into a folder that already holds one, is a
   :class:`~torchsnn.errors.RunFolderError` (exit 2), unless that run produced nothing (:data:`REPLACEABLE`).
   ``status.json`` says ``running``, ``complete``, ``failed``, ``interrupted``, ``aborted`` or ``no_prediction``
-  (with the exit code), so collectors can skip unfinished runs.
+  (with the exit code), so collectors can skip unfinished runs. A finished run is resumed only to extend it
+  (``resumed_with``: a longer ``simulation.duration_ms``); its earlier ``summary.json`` is kept as
+  ``summary_<duration>ms.json`` and every status it gets records ``resumed_with``.
 - :class:`StopFlag` handles SIGINT / SIGTERM: inside the simulation loop the run finishes its block, checkpoints
   and stops; anywhere else (wiring, theory solve, figures) it stops at once with :class:`Interrupted`; a second
   signal exits immediately (no traceback), leaving the last complete checkpoint.
@@ -44,9 +46,10 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 class RunFolder:
     """The lock and status marker of one run folder (a context manager)."""
 
-    def __init__(self, run_dir: Path, resuming: bool = False) -> None:
+    def __init__(self, run_dir: Path, resuming: bool = False, resumed_with: dict[str, Any] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.resuming = resuming
+        self.resumed_with = resumed_with or None
         self._fd: int | None = None
         self.started = time.time()
 
@@ -87,11 +90,29 @@ class RunFolder:
                 + ("" if status and status.get("status") == "complete" else ", or continue it with resume=<folder>")
             )
         if self.resuming and status is not None and status.get("status") == "complete":
-            self.release()
-            raise RunFolderError(f"{self.run_dir} holds a finished run: it is not rewritten")
+            if not self.resumed_with:
+                self.release()
+                raise RunFolderError(
+                    f"{self.run_dir} holds a finished run: it is not rewritten (extend it with a longer "
+                    "simulation.duration_ms, or start a new run)"
+                )
+            self._keep_summary()
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self.mark("running")
+
+    def _keep_summary(self) -> None:
+        """An extended finished run: its summary.json is kept as summary_<old duration>ms.json."""
+        old = next(iter(self.resumed_with.values()))[0] if self.resumed_with else 0
+        summary = self.run_dir / "summary.json"
+        if summary.exists():
+            kept = self.run_dir / f"summary_{old:g}ms.json"
+            try:
+                summary.replace(kept)
+            except OSError as exc:
+                self.release()
+                raise RunFolderError(f"cannot keep the finished run's summary as {kept} ({exc.strerror})") from None
+            log.info("the finished run's summary is kept as %s", kept.name)
 
     def mark(self, status: str, exit_code: int | None = None, **info: Any) -> None:
         """Write ``status.json`` atomically (a failure to write it is logged, never raised)."""
@@ -101,6 +122,7 @@ class RunFolder:
             "pid": os.getpid(),
             "started_unix_s": self.started,
             "updated_unix_s": time.time(),
+            **({"resumed_with": self.resumed_with} if self.resumed_with else {}),
             **info,
         }
         tmp = self.run_dir / (STATUS_FILE + ".tmp")
