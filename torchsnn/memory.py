@@ -1,10 +1,21 @@
 """How much memory a configuration needs, estimated before anything is built, and a clear refusal when the
-device does not have it (instead of an out-of-memory crash mid-run)."""
+device does not have it (instead of an out-of-memory crash mid-run).
+
+:func:`estimate_bytes` is the network's own memory (its parts add up to the total). What a run's process holds at
+its peak is that plus what the process already holds when the run starts (the interpreter, torch and its
+libraries: about 0.4 GB with torch's CPU build, 0.7 GB with a CUDA build, on a machine without a GPU):
+:class:`RunMemory` measures that baseline, prints the sum as the peak-RSS estimate and records the measured peak
+(``VmHWM``, reset at the start) next to it in ``summary.json`` (``run.memory``)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -128,3 +139,105 @@ def check_memory(cfg: Mapping[str, Any], device: torch.device, headroom: float =
             "run, or a device with more memory",
         )
     return parts
+
+
+log = logging.getLogger("torchsnn")
+
+
+def _status_bytes(key: str) -> float | None:
+    """``VmRSS`` / ``VmHWM`` of this process from /proc/self/status (None where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _trim_heap() -> None:
+    """Free heap memory back to the OS (glibc ``malloc_trim``): the baseline is what the process really holds."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux /proc/self/clear_refs, value 5); False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class RunMemory:
+    """The memory of one run: the estimate (:func:`check_memory`, refused when too large) plus the process's
+    baseline, and the measured peak.
+
+    On the CPU: baseline = this process's RSS when the run starts (heap trimmed), estimate of the peak RSS =
+    baseline + ``estimate_bytes`` total, measured = the peak RSS (``VmHWM``) over the network's phases (wiring and
+    simulation; :meth:`pause` / :meth:`resume` leave out the theory solve in between, which the estimate does not
+    cover). On CUDA: the device's ``memory_allocated`` and ``max_memory_allocated`` instead of RSS."""
+
+    def __init__(self, cfg: Mapping[str, Any], device: torch.device) -> None:
+        self.device = device
+        self.parts = check_memory(cfg, device)
+        self.cuda = device.type == "cuda"
+        self.peaks: list[float] = []
+        if self.cuda:
+            torch.cuda.synchronize(device)
+            self.baseline = float(torch.cuda.memory_allocated(device))
+        else:
+            _trim_heap()
+            self.baseline = _status_bytes("VmRSS") or 0.0
+        self.resume()
+        what = "device memory" if self.cuda else "peak RSS"
+        log.info(
+            "memory estimate: %.2f GiB on %s (%s: %.2f GiB for the network + %.2f GiB this process holds already)",
+            self.estimate / GIB,
+            device,
+            what,
+            self.parts["total"] / GIB,
+            self.baseline / GIB,
+        )
+
+    @property
+    def estimate(self) -> float:
+        return self.baseline + self.parts["total"]
+
+    def _peak(self) -> float | None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            return float(torch.cuda.max_memory_allocated(self.device))
+        return _status_bytes("VmHWM") if self._resettable else None
+
+    def pause(self) -> None:
+        """Close a measured phase (its peak is kept)."""
+        peak = self._peak()
+        if peak is not None:
+            self.peaks.append(peak)
+
+    def resume(self) -> None:
+        """Open a measured phase."""
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._resettable = True
+        else:
+            self._resettable = _reset_peak_rss()
+
+    def record(self) -> dict[str, Any]:
+        """``summary['run']['memory']``: estimate by part, baseline and (after :meth:`pause`) the measured peak."""
+        unit = "device_gib" if self.cuda else "rss_gib"
+        out: dict[str, Any] = {
+            "network_estimate_gib": self.parts["total"] / GIB,
+            "parts_gib": {k: v / GIB for k, v in self.parts.items() if k != "total"},
+            f"baseline_{unit}": self.baseline / GIB,
+            f"estimate_peak_{unit}": self.estimate / GIB,
+        }
+        if self.peaks:
+            peak = max(self.peaks)
+            out[f"measured_peak_{unit}"] = peak / GIB
+            out["estimate_error"] = self.estimate / peak - 1.0
+            out["network_measured_gib"] = (peak - self.baseline) / GIB
+        return out

@@ -41,7 +41,7 @@ from torchsnn.meanfield.distributions import (
 )
 from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.solver import SolveResult
-from torchsnn.memory import check_memory
+from torchsnn.memory import RunMemory
 from torchsnn.monitors.tensorboard import TensorBoardLogger
 from torchsnn.monitors.weights import WeightMonitor, relative_change
 from torchsnn.outputs import write_json, write_neuron_table
@@ -448,10 +448,10 @@ def run_steps(
         if mode in ("simulate", "compare"):
             phase["phase"] = "wiring"
             device = resolve_device(cfg["simulation"].get("device", "auto"))
-            parts = check_memory(cfg, device)
-            summary["run"]["memory_estimate_gib"] = parts["total"] / 2**30
-            log.info("memory estimate: %.2f GiB on %s", parts["total"] / 2**30, device)
+            memory = RunMemory(cfg, device)  # refuses too large a network; prints the estimate
+            summary["run"]["memory_estimate_gib"] = memory.parts["total"] / 2**30
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
+            memory.pause()  # the theory solve is not part of the network's estimate
         if scaffold is None and uses_file(cfg):  # the theory of a file's network needs its realised degrees
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
         if mode in ("theory", "compare") or needs_prediction:
@@ -461,8 +461,11 @@ def run_steps(
         if mode in ("simulate", "compare"):
             phase["phase"] = "simulation"
             stop.polling = True
+            memory.resume()
             try:
                 built, sim = run_simulation(cfg, run_dir, summary, tb, scaffold, theory, resume, stop, writes)
+                memory.pause()
+                summary["run"]["memory"] = memory.record()
             except SimulationAbortedError as err:
                 summary["aborted"] = {"diagnosis": err.diagnosis, "time_ms": err.time_ms, "step": err.step}
                 if getattr(err, "partial", None) is not None:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -203,3 +204,20 @@ class Writes:
             self.failures.append(message)
             return False
         return True
+
+
+M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 1) -> bool:
+    """Let every thread allocate from ``arenas`` glibc heap(s) (``mallopt(M_ARENA_MAX)``), unless the user set
+    ``MALLOC_ARENA_MAX``. With one arena per thread (glibc's default) the memory a run frees in one thread is not
+    reused by another: measured here, a TensorBoard writer thread added ~80 MB of RSS to a 6.2 M-synapse run (203
+    MB above the baseline against 121 MB with one arena, estimate 73 MB). Called by ``python -m torchsnn.run``
+    before any thread starts; a library user's process keeps its own setting. False where not applied."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, int(arenas)))
+    except (OSError, AttributeError):
+        return False
