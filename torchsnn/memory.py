@@ -240,4 +240,5 @@ class RunMemory:
             out[f"measured_peak_{unit}"] = peak / GIB
             out["estimate_error"] = self.estimate / peak - 1.0
             out["network_measured_gib"] = (peak - self.baseline) / GIB
+            out[f"phase_peaks_{unit}"] = [p / GIB for p in self.peaks]  # wiring, simulation
         return out

@@ -325,8 +325,8 @@ def test_resume_applies_an_allowed_override_records_it_and_reproduces_the_run(fi
     shutil.copytree(finished, copy)
     (copy / "summary.json").unlink()
     (copy / "status.json").write_text(json.dumps({"status": "running"}))
-    code, text = in_process([f"resume={copy}", "simulation.duration_ms=5000"], tmp_path / "log1", caplog)
-    assert code == 2 and "'simulation.duration_ms=5000' given with resume=" in text, text
+    code, text = in_process([f"resume={copy}", "drive.nu_ext_hz=11"], tmp_path / "log1", caplog)
+    assert code == 2 and "'drive.nu_ext_hz=11' given with resume=" in text, text
     code, text = in_process([f"resume={copy}", "logging.progress=true"], tmp_path / "log2", caplog)
     assert code == 0, text
     a = json.loads((finished / "summary.json").read_text())

@@ -96,9 +96,40 @@ def test_wiring_peak_follows_the_device_wiring_layout():
     assert wiring_peak_bytes(hetero, "cpu") >= 16 * expected_edges(hetero)["EE"]
 
 
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "torchsnn.run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
+    )
+
+
+SIMULATE_HETERO = [
+    "+experiment=hetero_static",
+    "mode=simulate",
+    "simulation.duration_ms=300",
+    "simulation.transient_ms=100",
+    "simulation.device=cpu",
+    "logging.progress=false",
+    "logging.figures=false",
+]
+
+
+@pytest.fixture(scope="module")
+def warm_kernels(tmp_path_factory):
+    """A small run of the same config first: numba's kernels are compiled (first run after install) or loaded
+    from its cache. Compilation is a one-off peak the estimate does not cover (measured here: +0.10 GiB in the
+    simulation phase at 6.2 M synapses with a cold cache; README)."""
+    proc = _cli([*SIMULATE_HETERO, "network.populations.E.size=2000", "network.populations.I.size=500",
+                 f"hydra.run.dir={tmp_path_factory.mktemp('warm') / 'run'}"])  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_e", [10_000, 20_000, 40_000])
-def test_printed_estimate_matches_the_measured_peak_rss_within_20_percent(n_e, tmp_path):
+def test_printed_estimate_matches_the_measured_peak_rss_within_20_percent(n_e, tmp_path, warm_kernels):
     """``python -m torchsnn.run`` at 6.2 M, 12.5 M and 25 M synapses (hetero_static, mode=simulate): the printed
     estimate (the network's parts plus the RSS the process holds when the run starts: torch's CUDA build holds
     ~0.27 GB more than the CPU build) is within 20 % of the peak RSS measured over wiring and simulation
@@ -107,25 +138,8 @@ def test_printed_estimate_matches_the_measured_peak_rss_within_20_percent(n_e, t
     import resource
 
     run_dir = tmp_path / "run"
-    args = [
-        "+experiment=hetero_static",
-        "mode=simulate",
-        f"network.populations.E.size={n_e}",
-        f"network.populations.I.size={n_e // 4}",
-        "simulation.duration_ms=300",
-        "simulation.transient_ms=100",
-        "simulation.device=cpu",
-        "logging.progress=false",
-        "logging.figures=false",
-        f"hydra.run.dir={run_dir}",
-    ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "torchsnn.run", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
-    )
+    proc = _cli([*SIMULATE_HETERO, f"network.populations.E.size={n_e}", f"network.populations.I.size={n_e // 4}",
+                 f"hydra.run.dir={run_dir}"])  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     memory = json.loads((run_dir / "summary.json").read_text())["run"]["memory"]
