@@ -143,6 +143,7 @@ def test_printed_estimate_matches_the_measured_peak_rss_within_20_percent(n_e, t
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     memory = json.loads((run_dir / "summary.json").read_text())["run"]["memory"]
+    print(json.dumps({k: v for k, v in memory.items() if k != "parts_gib"}))  # the numbers, with pytest -rA
     printed = float(re.search(r"memory estimate: ([0-9.]+) GiB on cpu", out).group(1))
     assert printed == pytest.approx(memory["estimate_peak_rss_gib"], abs=0.006)  # printed with 2 decimals
     assert memory["estimate_peak_rss_gib"] == pytest.approx(memory["measured_peak_rss_gib"], rel=0.2), memory
