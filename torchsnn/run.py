@@ -59,7 +59,7 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
         hparams = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
         run(plain, run_dir, resume, raw=None if resume else cfg, hparams=hparams)
     except ConfigError as err:
-        log.error("invalid configuration: %s", user_facing(err, sources, plain))
+        log.error("invalid configuration: %s", user_facing(err, sources, plain, overrides))
         return 2
     except OmegaConfBaseException as err:  # an interpolation that does not resolve, a missing value
         log.error("invalid configuration: %s", describe_hydra_error(err, overrides))
