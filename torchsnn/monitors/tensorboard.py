@@ -23,9 +23,17 @@ class TensorBoardLogger:
     """Writes to ``<run dir>/tensorboard``. Used as a simulation callback (reads the rate monitor at flush time)."""
 
     def __init__(self, log_dir: Path, bin_ms: float = 10.0) -> None:
-        self.writer = SummaryWriter(str(log_dir))
+        self.log_dir = Path(log_dir)
+        self._writer: SummaryWriter | None = None
         self.bin_ms = bin_ms
         self.logged_bins = 0
+
+    @property
+    def writer(self) -> SummaryWriter:
+        """Opened at the first write, so a run that stops before logging anything leaves no empty event file."""
+        if self._writer is None:
+            self._writer = SummaryWriter(str(self.log_dir))
+        return self._writer
 
     def __call__(self, step: int, pop_rate: PopulationRateMonitor) -> None:
         per_bin = max(1, round(self.bin_ms / pop_rate.dt_ms))
@@ -38,8 +46,9 @@ class TensorBoardLogger:
             for k in range(self.logged_bins, n_bins):
                 when_ms = round(t0_ms + (k + 1) * self.bin_ms)
                 self.writer.add_scalar(f"population_rate_hz/{name}", float(rate[k - self.logged_bins]), when_ms)
+        if n_bins > self.logged_bins:
+            self.writer.flush()
         self.logged_bins = n_bins
-        self.writer.flush()
 
     def state_dict(self) -> dict[str, int]:
         return {"logged_bins": self.logged_bins}
@@ -94,8 +103,9 @@ class TensorBoardLogger:
         self.writer.add_hparams(clean, metrics, run_name=".")
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
 
 
 def run_hparams(
