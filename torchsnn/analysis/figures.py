@@ -61,7 +61,7 @@ def distribution_panels(
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
         ax.set_title(name)
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False, fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
