@@ -41,12 +41,12 @@ def overrides_of(job: Path) -> dict[str, str]:
     return dict(item.lstrip("+").split("=", 1) for item in yaml.safe_load(path.read_text()) or [] if "=" in item)
 
 
-def last_error(job: Path) -> str:
-    """The last ERROR line of a job's ``run.log`` (Hydra's log of the job), without its time stamp."""
+def first_error(job: Path) -> str:
+    """The first ERROR line of a job's ``run.log`` (Hydra's log of the job; the cause), without its time stamp."""
     log = job / "run.log"
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
     errors = [line.split("] - ", 1)[-1] for line in lines if "[ERROR]" in line]
-    return errors[-1] if errors else "no error logged"
+    return errors[0] if errors else "no error logged"
 
 
 def collect(folder: Path) -> list[dict[str, Any]]:
@@ -56,7 +56,7 @@ def collect(folder: Path) -> list[dict[str, Any]]:
     for job in sorted(j for j in jobs if not (j / "summary.json").exists()):
         status = read_status(job)
         why = f"status {status.get('status')}: " if status else ""
-        print(f"skipped {job} (no summary.json; {why}{last_error(job)})")
+        print(f"skipped {job} (no summary.json; {why}{first_error(job)})")
     for summary in sorted(folder.rglob("summary.json")):
         job = summary.parent
         status = read_status(job)

@@ -31,8 +31,11 @@ RESUME_ALLOWED = ("logging.progress", "simulation.device", "simulation.threads")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    code = execute(cfg, Path(HydraConfig.get().runtime.output_dir), list(HydraConfig.get().overrides.task))
-    if code:
+    hydra_cfg = HydraConfig.get()
+    code = execute(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+    if code and str(hydra_cfg.mode) == "RunMode.MULTIRUN":  # one failed job must not stop the rest of the sweep
+        log.error("job %s ended with exit code %d; the sweep goes on", hydra_cfg.job.num, code)
+    elif code:
         sys.exit(code)
 
 
