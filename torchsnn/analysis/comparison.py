@@ -122,7 +122,9 @@ def comparison_note(
         f"{window_s:g} s window"
     ]
     cv_sim = simulated.get("cv_isi_mean")
-    if cv is not None and cv_sim is not None and np.isfinite(cv_sim):
+    if counting < 0.5:
+        parts.append("the spread of measured rates is mostly the predicted heterogeneity of the rates")
+    elif cv is not None and cv_sim is not None and np.isfinite(cv_sim):
         cv_th = float(cv.mean())
         if abs(cv_sim / cv_th - 1.0) > 0.15:
             how = "more regular" if cv_sim < cv_th else "more irregular"
