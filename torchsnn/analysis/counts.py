@@ -7,7 +7,7 @@ ISI coefficient of variation CV the count has mean ``nu T`` (exactly, in the sta
 Neurons in the asynchronous irregular state fire irregularly but not as Poisson processes (CV < 1), so the Poisson
 count model (CV = 1) overstates that spread.
 
-**ISI CV of a LIF neuron under white noise** (first-passage-time moments, Brunel 2000 eq. A.12 / Siegert 1951):
+**ISI CV of a LIF neuron under white noise** (first-passage-time moments: Siegert 1951; Brunel 2000, appendix):
 with ``y_th = (theta - mu) / sigma`` and ``y_r = (V_r - mu) / sigma``,
 
     CV^2 = 2 pi (nu tau_m)^2 Integral_{y_r}^{y_th} e^{x^2} dx Integral_{-inf}^{x} e^{y^2} (1 + erf y)^2 dy,
