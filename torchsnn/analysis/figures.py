@@ -61,7 +61,8 @@ def distribution_panels(
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
         ax.set_title(name)
-        ax.legend(frameon=False, fontsize=7, loc="best")
+        ax.set_ylim(0.0, ax.get_ylim()[1] * 1.4)  # head room for the legend above the histograms
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
