@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from torchsnn.analysis.comparison import run_comparison
 from torchsnn.analysis.metrics import synchrony_or_none
+from torchsnn.analysis.plasticity_summary import replica_r_p, summarise_plasticity
 from torchsnn.analysis.run_outputs import log_to_tensorboard, stability_note, write_figures, write_run_report
 from torchsnn.checkpoint import CheckpointWriter, latest_checkpoint, restore
 from torchsnn.config import BuiltRun, build_network
@@ -31,6 +32,7 @@ from torchsnn.config.builder import Seeds, build_scaffold, file_scaffold_hook, r
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.preflight import preflight
 from torchsnn.errors import CheckpointError, ConfigError, SimulationAbortedError, SolverError
+from torchsnn.io.exports import write_exports
 from torchsnn.meanfield.build import degree_source, solve_from_config
 from torchsnn.meanfield.distributions import (
     Distribution,
@@ -43,7 +45,7 @@ from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.solver import SolveResult
 from torchsnn.memory import check_memory
 from torchsnn.monitors.tensorboard import TensorBoardLogger, run_hparams
-from torchsnn.monitors.weights import WeightMonitor, relative_change
+from torchsnn.monitors.weights import WeightMonitor
 from torchsnn.outputs import write_json, write_neuron_table
 from torchsnn.runguard import Interrupted, RunFolder, StopFlag, Writes
 from torchsnn.scaffold import SparseScaffold
@@ -209,61 +211,6 @@ def run_simulation(
         )
     log.info("simulated %.2f s of model time in %.1f s", model_s, result.wall_time_s)
     return built, result
-
-
-def replica_r_p(cfg: dict[str, Any], batch: int) -> np.ndarray:
-    """The trace rate of each replica (B,)."""
-    r_p = (cfg.get("plasticity") or {}).get("r_p_hz", 1.0)
-    return np.asarray(r_p, dtype=np.float64) if isinstance(r_p, (list, tuple)) else np.full(batch, float(r_p))
-
-
-def alpha_summary(alpha: np.ndarray, r_p: Any) -> dict[str, Any]:
-    return {
-        "r_p_hz": r_p,
-        "alpha_mean": float(alpha.mean()),
-        "alpha_median": float(np.median(alpha)),
-        "alpha_q10": float(np.quantile(alpha, 0.1)),
-        "alpha_q90": float(np.quantile(alpha, 0.9)),
-    }
-
-
-def summarise_plasticity(cfg: dict[str, Any], summary: dict[str, Any], result: SimulationResult) -> None:
-    """Simulated weight distributions, measured convergence and the distribution of alpha = nu / r_p."""
-    w = result.extra["weights"]
-    r_p = replica_r_p(cfg, result.batch)
-    summary["simulation_weights"] = {
-        name: {
-            "weight_mean_mv": float(v.mean()),
-            "weight_std_mv": float(v.std()),
-            "weight_median_mv": float(v.median()),
-            "n_edges": int(v.shape[-1]),
-        }
-        for name, v in w["final_weights_mv"].items()
-    }
-    start = result.transient_ms
-    convergence = {
-        f"{name}_weight_mean_rel_change": relative_change(series, 1, start) for name, series in w["series"].items()
-    }
-    for name in result.spike_stats:
-        counts = result.population_rate.counts[name].sum(-1).double()
-        first = round(start / result.dt_ms)
-        window = counts[first:]
-        half = window.numel() // 2
-        a, b = float(window[:half].mean()), float(window[half:].mean())
-        convergence[f"{name}_rate_rel_change_between_halves"] = abs(b - a) / max(b, 1e-12)
-    for name, est in w["final_rate_estimates_hz"].items():
-        counted = result.rates_hz(name)
-        active = counted > 0
-        rel = ((est - counted).abs()[active] / counted[active]).mean()
-        convergence[f"{name}_trace_vs_count_mean_rel_diff"] = float(rel)
-    summary["convergence"] = convergence
-    summary["alpha"] = {}
-    for name in w["final_rate_estimates_hz"]:
-        alpha = result.rates_hz(name).numpy() / r_p[:, None]
-        summary["alpha"][name] = alpha_summary(alpha.ravel(), r_p[0] if np.all(r_p == r_p[0]) else r_p.tolist())
-        if np.any(r_p != r_p[0]):
-            summary["alpha"][name]["by_replica"] = [alpha_summary(a, float(r)) for a, r in zip(alpha, r_p, strict=True)]
-    log.info("convergence: %s", {k: round(v, 4) for k, v in convergence.items()})
 
 
 class RunStoppedError(Exception):
@@ -443,16 +390,3 @@ def interrupted_simulation(
     )
     message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
     return RunStoppedError(message, 128 + (stop.signal or signal.SIGINT))
-
-
-def write_exports(run_dir: Path, cfg: dict[str, Any], built: BuiltRun, sim: SimulationResult) -> None:
-    """Optional data out: ``logging.export_scaffold`` (edge-list npz) and ``logging.nwb`` (spikes and weights)."""
-    logs = cfg.get("logging") or {}
-    if logs.get("export_scaffold"):
-        from torchsnn.scaffold.from_file import save_edges
-
-        log.info("scaffold edges: %s", save_edges(built.scaffold, run_dir / "scaffold_edges.npz"))
-    if logs.get("nwb"):
-        from torchsnn.io.nwb import write_nwb
-
-        log.info("NWB file: %s", write_nwb(run_dir / "run.nwb", sim, built.network, cfg))

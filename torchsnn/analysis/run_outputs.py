@@ -103,7 +103,7 @@ def write_figures(
             weights_sim, weights_th, run_dir / "weights.png", "|w| (mV)", f"weight distributions: {what}"
         )
     if sim and "weights" in sim.extra:
-        from torchsnn.pipeline import replica_r_p
+        from torchsnn.analysis.plasticity_summary import replica_r_p
 
         r_p = replica_r_p(cfg, sim.batch)[:, None]
         alpha = {n: (sim.rates_hz(n).numpy() / r_p).ravel() for n in sim.extra["weights"]["final_rate_estimates_hz"]}
