@@ -1,10 +1,11 @@
 """Gather the runs of a sweep into one table: ``python -m torchsnn.collect <multirun folder> [--x KEY] [--y KEY]``.
 
 Every job folder below the given one that holds a ``summary.json`` (and, where it has a ``status.json``, finished
-with status ``complete``) becomes a row: its Hydra overrides
-(``.hydra/overrides.yaml``) as columns, then every number of its summary flattened to dotted keys
-(``comparison.E.ks``). Writes ``collected.csv`` and, with ``--x``/``--y``, ``collected.png`` (y against x, one line
-per value of the other overrides).
+with status ``complete``) becomes a row: its Hydra overrides (``.hydra/overrides.yaml``) as columns, then every
+number of its summary flattened to dotted keys (``comparison.E.ks``). The other job folders (failed, interrupted,
+refused at validation: a folder with only ``run.log`` and ``.hydra/``) are skipped and listed with their status and
+the error from their ``run.log``. Writes ``collected.csv`` and, with ``--x``/``--y``, ``collected.png`` (y against
+x, one line per value of the other overrides).
 """
 
 from __future__ import annotations
@@ -40,8 +41,22 @@ def overrides_of(job: Path) -> dict[str, str]:
     return dict(item.lstrip("+").split("=", 1) for item in yaml.safe_load(path.read_text()) or [] if "=" in item)
 
 
+def first_error(job: Path) -> str:
+    """The first ERROR line of a job's ``run.log`` (Hydra's log of the job; the cause), without its time stamp."""
+    log = job / "run.log"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    errors = [line.split("] - ", 1)[-1] for line in lines if "[ERROR]" in line]
+    return errors[0] if errors else "no error logged"
+
+
 def collect(folder: Path) -> list[dict[str, Any]]:
+    """One row per complete run below ``folder``; every other job folder is named with why it is skipped."""
     rows = []
+    jobs = {p.parent for p in folder.rglob(".hydra") if p.is_dir()} | {p.parent for p in folder.rglob("status.json")}
+    for job in sorted(j for j in jobs if not (j / "summary.json").exists()):
+        status = read_status(job)
+        why = f"status {status.get('status')}: " if status else ""
+        print(f"skipped {job} (no summary.json; {why}{first_error(job)})")
     for summary in sorted(folder.rglob("summary.json")):
         job = summary.parent
         status = read_status(job)

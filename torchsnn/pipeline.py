@@ -22,15 +22,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from torchsnn.analysis.figures import activity_overview, distribution_panels, weight_series_figure
-from torchsnn.analysis.metrics import compare_samples, synchrony_or_none
-from torchsnn.analysis.report import write_report
+from torchsnn.analysis.comparison import run_comparison
+from torchsnn.analysis.metrics import synchrony_or_none
+from torchsnn.analysis.plasticity_summary import replica_r_p, summarise_plasticity
+from torchsnn.analysis.run_outputs import log_to_tensorboard, stability_note, write_figures, write_run_report
 from torchsnn.checkpoint import CheckpointWriter, latest_checkpoint, restore
 from torchsnn.config import BuiltRun, build_network
 from torchsnn.config.builder import Seeds, build_scaffold, file_scaffold_hook, resolve_device
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.preflight import preflight
 from torchsnn.errors import CheckpointError, ConfigError, SimulationAbortedError, SolverError
+from torchsnn.io.exports import write_exports
 from torchsnn.meanfield.build import degree_source, solve_from_config
 from torchsnn.meanfield.distributions import (
     Distribution,
@@ -42,8 +44,8 @@ from torchsnn.meanfield.distributions import (
 from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.solver import SolveResult
 from torchsnn.memory import RunMemory
-from torchsnn.monitors.tensorboard import TensorBoardLogger
-from torchsnn.monitors.weights import WeightMonitor, relative_change
+from torchsnn.monitors.tensorboard import TensorBoardLogger, run_hparams
+from torchsnn.monitors.weights import WeightMonitor
 from torchsnn.outputs import write_json, write_neuron_table
 from torchsnn.runguard import Interrupted, RunFolder, StopFlag, Writes
 from torchsnn.scaffold import SparseScaffold
@@ -105,6 +107,9 @@ def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseSca
         "degrees": degree_source(cfg, scaffold),
         "total_wall_time_s": time.perf_counter() - t0,
     }
+    summary["theory_solver"]["stability"] = stability_note(
+        summary["theory_solver"]["leading_eigenvalues"], result.stable
+    )
     for name, d in rates.items():
         log.info("theory %s: rate %.3f ± %.3f Hz (median %.3f)", name, d.mean, d.std, d.median)
     for name, d in weights.items():
@@ -206,131 +211,6 @@ def run_simulation(
         )
     log.info("simulated %.2f s of model time in %.1f s", model_s, result.wall_time_s)
     return built, result
-
-
-def replica_r_p(cfg: dict[str, Any], batch: int) -> np.ndarray:
-    """The trace rate of each replica (B,)."""
-    r_p = (cfg.get("plasticity") or {}).get("r_p_hz", 1.0)
-    return np.asarray(r_p, dtype=np.float64) if isinstance(r_p, (list, tuple)) else np.full(batch, float(r_p))
-
-
-def alpha_summary(alpha: np.ndarray, r_p: Any) -> dict[str, Any]:
-    return {
-        "r_p_hz": r_p,
-        "alpha_mean": float(alpha.mean()),
-        "alpha_median": float(np.median(alpha)),
-        "alpha_q10": float(np.quantile(alpha, 0.1)),
-        "alpha_q90": float(np.quantile(alpha, 0.9)),
-    }
-
-
-def summarise_plasticity(cfg: dict[str, Any], summary: dict[str, Any], result: SimulationResult) -> None:
-    """Simulated weight distributions, measured convergence and the distribution of alpha = nu / r_p."""
-    w = result.extra["weights"]
-    r_p = replica_r_p(cfg, result.batch)
-    summary["simulation_weights"] = {
-        name: {
-            "weight_mean_mv": float(v.mean()),
-            "weight_std_mv": float(v.std()),
-            "weight_median_mv": float(v.median()),
-            "n_edges": int(v.shape[-1]),
-        }
-        for name, v in w["final_weights_mv"].items()
-    }
-    start = result.transient_ms
-    convergence = {
-        f"{name}_weight_mean_rel_change": relative_change(series, 1, start) for name, series in w["series"].items()
-    }
-    for name in result.spike_stats:
-        counts = result.population_rate.counts[name].sum(-1).double()
-        first = round(start / result.dt_ms)
-        window = counts[first:]
-        half = window.numel() // 2
-        a, b = float(window[:half].mean()), float(window[half:].mean())
-        convergence[f"{name}_rate_rel_change_between_halves"] = abs(b - a) / max(b, 1e-12)
-    for name, est in w["final_rate_estimates_hz"].items():
-        counted = result.rates_hz(name)
-        active = counted > 0
-        rel = ((est - counted).abs()[active] / counted[active]).mean()
-        convergence[f"{name}_trace_vs_count_mean_rel_diff"] = float(rel)
-    summary["convergence"] = convergence
-    summary["alpha"] = {}
-    for name in w["final_rate_estimates_hz"]:
-        alpha = result.rates_hz(name).numpy() / r_p[:, None]
-        summary["alpha"][name] = alpha_summary(alpha.ravel(), r_p[0] if np.all(r_p == r_p[0]) else r_p.tolist())
-        if np.any(r_p != r_p[0]):
-            summary["alpha"][name]["by_replica"] = [alpha_summary(a, float(r)) for a, r in zip(alpha, r_p, strict=True)]
-    log.info("convergence: %s", {k: round(v, 4) for k, v in convergence.items()})
-
-
-def run_comparison(
-    cfg: dict[str, Any], summary: dict[str, Any], sim: SimulationResult, theory: Theory
-) -> dict[str, np.ndarray]:
-    """Per population: KS, Wasserstein, relative mean/std errors of simulated rates against the prediction passed
-    through the same counting noise as the measurement (Poisson counts over the window); the same metrics
-    against the raw prediction under ``*_raw`` keys. Plastic projections: the same for |w| per edge. Returns the
-    noise-matched predicted rate samples."""
-    window_s = (sim.duration_ms - sim.transient_ms) * 1e-3
-    rng = np.random.default_rng(int(cfg["seed"]) + 1)
-    comparison, matched = {}, {}
-    for name, d in theory.rates.items():
-        simulated = sim.rates_hz(name).numpy().ravel()
-        matched[name] = d.with_counting_noise(window_s, rng)
-        std_counted = float(np.sqrt(d.std**2 + d.mean / window_s))
-        metrics = compare_samples(simulated, matched[name], d.mean, std_counted)
-        raw = compare_samples(simulated, d.samples, d.mean, d.std)
-        comparison[name] = {
-            **metrics,
-            **{f"{k}_raw": v for k, v in raw.items()},
-            "counting_noise": "poisson",
-            "window_s": window_s,
-        }
-        log.info(
-            "compare %s: KS %.3f, W1 %.3f Hz, mean error %+.1f%%, std error %+.1f%%",
-            name,
-            metrics["ks"],
-            metrics["wasserstein_hz"],
-            100 * metrics["mean_rel_error"],
-            100 * metrics["std_rel_error"],
-        )
-    summary["comparison"] = comparison
-    r_p = replica_r_p(cfg, sim.batch) if plastic_projections(cfg) else None
-    if r_p is not None and sim.batch > 1 and np.any(r_p != r_p[0]):
-        summary["comparison_by_replica"] = compare_replicas(sim, theory, r_p, window_s, rng)
-        summary["comparison_note"] = "replicas differ in r_p: comparison pools them; see comparison_by_replica"
-    if theory.weights and "weights" in sim.extra:
-        summary["comparison_weights"] = {}
-        for name, d in theory.weights.items():
-            simulated = sim.extra["weights"]["final_weights_mv"][name].numpy().ravel()
-            metrics = compare_samples(simulated, d.samples, unit="mv")
-            summary["comparison_weights"][name] = metrics
-            log.info(
-                "compare %s weights: KS %.3f, W1 %.4f mV, mean error %+.1f%%",
-                name,
-                metrics["ks"],
-                metrics["wasserstein_mv"],
-                100 * metrics["mean_rel_error"],
-            )
-    return matched
-
-
-def compare_replicas(
-    sim: SimulationResult, theory: Theory, r_p: np.ndarray, window_s: float, rng: np.random.Generator
-) -> list[dict[str, Any]]:
-    """Replicas that differ in r_p probe several alphas in one run: the comparison of each replica alone."""
-    rows = []
-    for b, rate in enumerate(r_p):
-        row: dict[str, Any] = {"replica": b, "r_p_hz": float(rate)}
-        for name, d in theory.rates.items():
-            simulated = sim.rates_hz(name)[b].numpy()
-            row[f"alpha_mean_{name}"] = float(simulated.mean() / rate)
-            std_counted = float(np.sqrt(d.std**2 + d.mean / window_s))
-            row[name] = compare_samples(simulated, d.with_counting_noise(window_s, rng), d.mean, std_counted)
-        for name, d in theory.weights.items():
-            simulated = sim.extra["weights"]["final_weights_mv"][name][b].numpy()
-            row[f"weights_{name}"] = compare_samples(simulated, d.samples, unit="mv")
-        rows.append(row)
-    return rows
 
 
 class RunStoppedError(Exception):
@@ -480,7 +360,8 @@ def run_steps(
             writes.attempt("exports", lambda: write_exports(run_dir, cfg, built, sim))
         phase["phase"] = "outputs"
         if mode == "compare":
-            matched = run_comparison(cfg, summary, sim, theory)
+            r_p = replica_r_p(cfg, sim.batch) if plastic_projections(cfg) else None
+            matched = run_comparison(cfg, summary, sim, theory, r_p)
         writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
         if logs.get("figures", True):
             writes.attempt(
@@ -490,8 +371,7 @@ def run_steps(
         if tb:
             log_to_tensorboard(tb, summary, sim, theory if mode != "simulate" else None)
             tb.log_figures(run_dir)
-            if hparams:
-                tb.log_hparams(hparams, summary)
+            tb.log_hparams(run_hparams(cfg, summary, hparams), summary)  # every run, the default one too
         phase.pop("phase", None)
     finally:
         if tb:
@@ -521,94 +401,3 @@ def interrupted_simulation(
     )
     message = f"interrupted; partial summary in {run_dir / 'summary.json'}; {how}"
     return RunStoppedError(message, 128 + (stop.signal or signal.SIGINT))
-
-
-def write_exports(run_dir: Path, cfg: dict[str, Any], built: BuiltRun, sim: SimulationResult) -> None:
-    """Optional data out: ``logging.export_scaffold`` (edge-list npz) and ``logging.nwb`` (spikes and weights)."""
-    logs = cfg.get("logging") or {}
-    if logs.get("export_scaffold"):
-        from torchsnn.scaffold.from_file import save_edges
-
-        log.info("scaffold edges: %s", save_edges(built.scaffold, run_dir / "scaffold_edges.npz"))
-    if logs.get("nwb"):
-        from torchsnn.io.nwb import write_nwb
-
-        log.info("NWB file: %s", write_nwb(run_dir / "run.nwb", sim, built.network, cfg))
-
-
-def write_run_report(run_dir: Path, summary: dict[str, Any]) -> Path:
-    """report.md: the run's numbers as tables, and its figures."""
-    sections: list[tuple[str, Any]] = [("Run", [summary["run"]])]
-    for section in ("simulation", "theory", "comparison"):
-        if section in summary:
-            sections.append((section.capitalize(), [{"population": p, **v} for p, v in summary[section].items()]))
-    for section in ("simulation_weights", "theory_weights", "comparison_weights"):
-        if section in summary:
-            sections.append(
-                (section.replace("_", " ").capitalize(), [{"projection": p, **v} for p, v in summary[section].items()])
-            )
-    if "theory_solver" in summary:
-        sections.append(("Mean-field solve", [summary["theory_solver"]]))
-    for key in ("convergence", "aborted", "interrupted"):
-        if key in summary:
-            sections.append((key.capitalize(), [summary[key]]))
-    sections += [(png.stem, png) for png in sorted(run_dir.glob("*.png"))]
-    return write_report(run_dir / "report.md", "torchsnn run", sections)
-
-
-def write_figures(
-    run_dir: Path,
-    cfg: dict[str, Any],
-    sim: SimulationResult | None,
-    theory: Theory | None,
-    matched: dict[str, np.ndarray] | None,
-) -> None:
-    names = list(sim.spike_stats) if sim else list(theory.rates)
-    simulated = {n: sim.rates_hz(n).numpy().ravel() for n in names} if sim else {}
-    predicted = {n: (matched[n] if matched else theory.rates[n].samples) for n in names} if theory else {}
-    what = " vs ".join(x for x, on in (("simulation", sim), ("theory", theory)) if on)
-    distribution_panels(
-        simulated,
-        predicted,
-        run_dir / "rates.png",
-        "firing rate (Hz)",
-        f"firing-rate distributions: {what} (seed {cfg['seed']})",
-    )
-    if sim:
-        raster = {n: (r["step"].numpy(), r["neuron"].numpy()) for n, r in sim.raster.items()}
-        pop_rates = {n: sim.population_rate.binned_rate_hz(n, 1.0)[:, 0].numpy() for n in names}
-        activity_overview(pop_rates, 1.0, raster, sim.dt_ms, run_dir / "activity.png", start_ms=sim.transient_ms)
-    weights_sim = (
-        {n: v.numpy().ravel() for n, v in sim.extra["weights"]["final_weights_mv"].items()}
-        if sim and "weights" in sim.extra
-        else {}
-    )
-    weights_th = {n: d.samples for n, d in theory.weights.items()} if theory else {}
-    if weights_sim or weights_th:
-        distribution_panels(
-            weights_sim, weights_th, run_dir / "weights.png", "|w| (mV)", f"weight distributions: {what}"
-        )
-    if sim and "weights" in sim.extra:
-        r_p = replica_r_p(cfg, sim.batch)[:, None]
-        alpha = {n: (sim.rates_hz(n).numpy() / r_p).ravel() for n in sim.extra["weights"]["final_rate_estimates_hz"]}
-        distribution_panels(alpha, {}, run_dir / "alpha.png", "alpha = nu / r_p", "reliability of the traces")
-        weight_series_figure(sim.extra["weights"]["series"], run_dir / "weights_over_time.png", sim.transient_ms)
-
-
-def log_to_tensorboard(
-    tb: TensorBoardLogger, summary: dict[str, Any], sim: SimulationResult | None, theory: Theory | None
-) -> None:
-    if sim:
-        tb.log_rates({n: sim.rates_hz(n).numpy() for n in sim.spike_stats}, tag="simulation/rate_hz")
-        if "weights" in sim.extra:
-            w = sim.extra["weights"]
-            tb.log_rates({n: v.numpy() for n, v in w["final_weights_mv"].items()}, tag="simulation/weight_mv")
-            r_p = np.asarray(next(iter(summary["alpha"].values()))["r_p_hz"], dtype=float).reshape(-1, 1)
-            tb.log_rates({n: sim.rates_hz(n).numpy() / r_p for n in w["final_rate_estimates_hz"]}, tag="alpha")
-            tb.log_weight_series(w["series"])
-    if theory:
-        tb.log_rates({n: d.samples for n, d in theory.rates.items()}, tag="theory/rate_hz")
-        tb.log_rates({n: d.samples for n, d in theory.weights.items()}, tag="theory/weight_mv")
-    for section in ("simulation", "theory", "comparison", "simulation_weights", "theory_weights", "comparison_weights"):
-        if section in summary:
-            tb.log_summary(summary[section], section)

@@ -38,8 +38,11 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    code = execute(cfg, Path(HydraConfig.get().runtime.output_dir), list(HydraConfig.get().overrides.task))
-    if code:
+    hydra_cfg = HydraConfig.get()
+    code = execute(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+    if code and str(hydra_cfg.mode) == "RunMode.MULTIRUN":  # one failed job must not stop the rest of the sweep
+        log.error("job %s ended with exit code %d; the sweep goes on", hydra_cfg.job.num, code)
+    elif code:
         sys.exit(code)
 
 
@@ -66,7 +69,7 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> int:
         hparams = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
         run(plain, run_dir, resume, raw=None if resume else cfg, hparams=hparams)
     except ConfigError as err:
-        log.error("invalid configuration: %s", user_facing(err, sources, plain))
+        log.error("invalid configuration: %s", user_facing(err, sources, plain, overrides))
         return 2
     except OmegaConfBaseException as err:  # an interpolation that does not resolve, a missing value
         log.error("invalid configuration: %s", describe_hydra_error(err, overrides))

@@ -172,7 +172,8 @@ BAD: list[tuple[list[str], str]] = [
     (["network.projections.EE.connectivity.in_degree.mean=-5"], "network.projections.EE.connectivity.in_degree"),
     (["network.projections.EE.connectivity.in_degree.mean=nan"], "network.projections.EE.connectivity.in_degree"),
     (["+network.projections.EE.connectivity.in_degree.bar=2"], "network.projections.EE.connectivity.in_degree.bar"),
-    (["scaffold.cv=1.0", "network.populations.E.size=2000"], "network.projections.EE.connectivity.in_degree"),
+    (["scaffold.cv=1.0", "network.populations.E.size=2000"], "scaffold.cv"),  # the typed key inside the law
+    (["scaffold.cv=5"], "scaffold.cv"),
     (["scaffold.cv=0.5", "scaffold.r=-0.99"], "scaffold.r"),
     ([*BRUNEL, "network.projections.EE.connectivity.indegree=20000"], "network.projections.EE.connectivity.indegree"),
     ([*BRUNEL, "network.projections.EE.connectivity.indegree=-1"], "network.projections.EE.connectivity.indegree"),

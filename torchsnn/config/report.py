@@ -49,14 +49,29 @@ def interpolation_sources(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
-def user_facing(err: ConfigError, sources: dict[str, str], cfg: Any = None) -> ConfigError:
+def user_facing(
+    err: ConfigError, sources: dict[str, str], cfg: Any = None, overrides: Sequence[str] = ()
+) -> ConfigError:
     """The error with its field replaced by the key the value came from (the original path kept in the text):
-    an interpolation's source, or the global ``neuron`` / ``drive`` group a population inherits from."""
+    an interpolation's source, or the global ``neuron`` / ``drive`` group a population inherits from. A field that
+    holds several interpolated values (a degree law ``{_target_: ${scaffold.law}, cv: ${scaffold.cv}}``) is
+    reported as the one of those keys the command line set (``overrides``), else with the keys named."""
     field = err.field
     for path, source in sources.items():
         if field == path or field.startswith(path + "."):
             new = source + field[len(path) :]
             return ConfigError(new, err.value, f"{err.allowed} (used as {field})")
+    inside = list(dict.fromkeys(source for path, source in sources.items() if path.startswith(field + ".")))
+    if inside:
+        typed = {item.lstrip("+~").partition("=")[0] for item in overrides}
+        chosen = [source for source in inside if source in typed]
+        if chosen:
+            value: Any = cfg
+            for part in chosen[0].split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            value = _override_value(chosen[0], overrides) if value is None else value
+            return ConfigError(chosen[0], value, f"{err.allowed} (used in {field} = {err.value!r})")
+        return ConfigError(field, err.value, f"{err.allowed} (this value is set by {', '.join(inside)})")
     m = re.match(r"^network\.populations\.([^.]+)\.(neuron|drive)\.(.+)$", field)
     if m and isinstance(cfg, dict):
         name, group, key = m.groups()
