@@ -60,7 +60,17 @@ class FixedPointProblem:
         self.model, self.scale = model, scale
 
     def residual(self, z: Tensor) -> Tensor:
-        return z - self.model.F(z * self.scale) / self.scale
+        """G(z). A value-only evaluation (no gradient asked for) is kept: Newton's accepted line-search trial is
+        the next iterate, whose residual the Jacobian step then needs again."""
+        if z.requires_grad and torch.is_grad_enabled():
+            return z - self.model.F(z * self.scale) / self.scale
+        cached = getattr(self, "_last_residual", None)
+        if cached is not None and torch.equal(cached[0], z):
+            return cached[1]
+        with torch.no_grad():
+            g = z - self.model.F(z * self.scale) / self.scale
+        self._last_residual = (z.detach().clone(), g)
+        return g
 
     def residual_and_jacobian(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """G(z) and dG/dz by reverse mode, one batched backward pass over the rows (autograd's
