@@ -27,6 +27,7 @@ from scipy import optimize
 from torchsnn.config.builder import Seeds, build_scaffold
 from torchsnn.meanfield.build import solve_from_config
 from torchsnn.meanfield.distributions import neuron_rates
+from torchsnn.meanfield.solver import FixedPointProblem, map_eigenvalues
 
 SIZES = {"E": 1000, "I": 250}  # hetero_static at a tenth of its size with half its mean in-degrees (CI: seconds)
 IN_DEGREE_MEANS = {"EE": 200, "IE": 200, "EI": 50, "II": 50}
@@ -191,3 +192,16 @@ def test_quantile_bins_miss_what_the_test_asks(solved, realised):
         mean, std = population_moments(model, result.x, name)
         errors += [abs(mean / e1.mean() - 1), abs(std / np.sqrt(e2.mean() - e1.mean() ** 2) - 1)]
     assert max(errors) > 1e-3
+
+
+def test_stability_report_is_that_of_the_exact_cells(solved):
+    # leading_eigenvalues come from the exact cells' own Jacobian at the fixed point (not a coarse model's): the
+    # same eigenvalues as reverse-mode autograd through the exact model's F gives there
+    model, result, *_ = solved
+    scale = model.scales()
+    _, jac = FixedPointProblem(model, scale, analytic=False).residual_and_jacobian(result.x / scale)
+    expected = np.sort_complex(map_eigenvalues(jac))
+    np.testing.assert_allclose(np.sort_complex(result.eigenvalues), expected, atol=1e-9)
+    assert result.stable and result.diagnostics()["leading_eigenvalues"][0][0] == pytest.approx(
+        float(expected.real.max()), abs=1e-6
+    )
