@@ -17,7 +17,8 @@ so that, with the chain rule over these few per-cell quantities,
   compiled kernel gives the value and analytic first derivatives, ``transfers.first_order_transfers``), times the
   Cholesky map (xi_g, and dl/d(var_mu, var_s2, cov) per cell);
 * dF/dnu_cg: one batched pass per block through its moments (elementwise in nu, then sums);
-* dq_c/dx: one batched pass through the (n,)-sized cell sums.
+* dq_c/dx = sum_b K_cb dh_b/dx: the cell inputs are bilinear in (K, x), so dh/dx comes from cells with unit
+  in-degree (``unit_input_jacobian``).
 
 The work per point is one transfer evaluation with its first derivatives; the value F(x) comes from the same
 evaluation (the first-order path's value is the compiled kernel's, as for a value-only call).
@@ -106,29 +107,35 @@ def value_and_jacobian(model: MeanFieldModel, x: Tensor) -> tuple[Tensor, Tensor
         outgoing = [i for i, b in enumerate(model.blocks) if b.pre == name]
         if not outgoing:
             continue
-        with torch.enable_grad():
-            cells = model.cell_inputs(xv, name, model._degree_tensors[name][0])
-        q = [cells.mu0, cells.s20, cells.var_mu, cells.var_s2, cells.cov]
-        q += [cells.lam, cells.s3] if pop.needs_jumps else []
+        with torch.no_grad():
+            cells = model.cell_inputs(x, name, model._degree_tensors[name][0])
         nu, d_nu_dq = point_rates_and_partials(pop, cells, model._gauss[name][0])
-        linked = [j for j, t in enumerate(q) if t.requires_grad]  # cell inputs that depend on x at all
+        d_h = unit_input_jacobian(model, xv, name, d_nu_dq.shape[-1])
         for i in outgoing:
             values[i] = model.block_moments(i, NodeRates(nu, nu, nu))
-            if not linked:
+            if not model.populations[name].nodes.inputs:
                 continue
             d_f_dnu = moment_derivatives(model, i, nu, values[i])
             d_f_dq = torch.einsum("ocg,cgk->ock", d_f_dnu, d_nu_dq)  # (n_i, n, n_q)
-            (rows,) = torch.autograd.grad(
-                [q[j] for j in linked],
-                xv,
-                [d_f_dq[..., j] for j in linked],
-                is_grads_batched=True,
-                retain_graph=True,
-                allow_unused=True,
-            )
-            if rows is not None:
-                jac[model.block_slices[i]] = rows
+            d_f_dh = torch.einsum("ock,cb->obk", d_f_dq, model._degree_tensors[name][0])  # per unit in-degree
+            jac[model.block_slices[i]] = torch.einsum("obk,bkm->om", d_f_dh, d_h)
     return torch.cat(values), jac
 
 
-__all__ = ["has_explicit_rates", "point_rates_and_partials", "value_and_jacobian"]
+def unit_input_jacobian(model: MeanFieldModel, xv: Tensor, name: str, n_q: int) -> Tensor:
+    """d h_bk / dx (n_inputs, n_q, N): the cell inputs are q_k = q_ext,k + sum_b K_b h_bk(x) with h linear in x,
+    so h is read off cells with unit in-degree from one input each (one scalar reverse pass per entry through the
+    few (n_inputs,)-sized sums; no batched gradient, whose first use imports sympy, ~1 s of a cold start)."""
+    n_in = len(model.populations[name].nodes.inputs)
+    out = torch.zeros(n_in, n_q, xv.numel(), dtype=xv.dtype)
+    with torch.enable_grad():
+        unit = model.cell_inputs(xv, name, torch.eye(n_in, dtype=xv.dtype))
+        q = [unit.mu0, unit.s20, unit.var_mu, unit.var_s2, unit.cov, unit.lam, unit.s3][:n_q]
+        for k, t in enumerate(q):
+            for b in range(n_in if t.requires_grad else 0):
+                (g,) = torch.autograd.grad(t[b], xv, retain_graph=True, allow_unused=True)
+                out[b, k] = 0.0 if g is None else g
+    return out
+
+
+__all__ = ["has_explicit_rates", "point_rates_and_partials", "unit_input_jacobian", "value_and_jacobian"]
