@@ -5,8 +5,10 @@ With every distinct in-degree vector as its own cell the distributional theory i
 (a neuron's rate depends on its in-degrees only; rho* is linear in the out-degrees, so cell means of L are exact).
 The unknowns x (block moments) are the same few numbers for any discretisation, so:
 
-1. solve the coarse model (quantile bins, about 256 cells per population) by Newton: x_c;
-2. Newton on the exact cells from x_c, with the exact cells' own Jacobian (``jacobian.py``: one transfer
+1. solve the coarse model (quantile bins, about 32 cells per population) by Newton (with the solver's
+   continuation and branch search where needed): x_c; then Newton on intermediate models (about 256 cells) from
+   there;
+2. Newton on the exact cells from that, with the exact cells' own Jacobian (``jacobian.py``: one transfer
    evaluation with first derivatives per (cell, Gauss-Hermite node), the residual from the same evaluation; about
    1.6 value-only evaluations per iteration); stop when max |G| <= tol (scaled units).
 
@@ -29,13 +31,15 @@ COARSE_TOL = 1e-7  # the coarse Newton solve only has to land close; Newton on t
 def solve_exact(
     exact: MeanFieldModel,
     coarse: MeanFieldModel,
+    intermediate: list[MeanFieldModel] | None = None,
     *,
     tol: float = 1e-10,
     max_iter: int = 40,
     raise_on_failure: bool = True,
     **options: object,
 ) -> SolveResult:
-    """Fixed point of ``exact`` from the solution of ``coarse`` (same blocks, other degree nodes) by Newton.
+    """Fixed point of ``exact`` from the solution of ``coarse`` (same blocks, other degree nodes) by Newton, through
+    the ``intermediate`` models in order.
     ``options`` go to :func:`solver.solve` for the coarse solve. The result's ``history`` holds the coarse Newton
     residuals followed by the exact ones; ``discretisation`` in its diagnostics says how many cells and iterations
     it took."""
@@ -43,6 +47,11 @@ def solve_exact(
     first = solve(coarse, tol=max(tol, COARSE_TOL), raise_on_failure=raise_on_failure, **options)
     scale = exact.scales()
     z = first.x / scale
+    steps, stages = [], list(intermediate or [])
+    for model in stages:
+        z, hist, it = newton(FixedPointProblem(model, scale), z, max(tol, COARSE_TOL), max_iter)
+        steps.append(it)
+        first.history += hist
     t_coarse = time.perf_counter() - t0
     exact_problem = FixedPointProblem(exact, scale)
     z, history, it = newton(exact_problem, z, tol, max_iter)
@@ -53,7 +62,7 @@ def solve_exact(
         z * scale,
         converged and first.converged,
         history[-1],
-        first.iterations + it,
+        first.iterations + sum(steps) + it,
         time.perf_counter() - t0,
         map_eigenvalues(jac),
         first.history + history,
@@ -66,6 +75,8 @@ def solve_exact(
         "cells": {name: int(p.nodes.k.shape[0]) for name, p in exact.populations.items()},
         "coarse_cells": {name: int(p.nodes.k.shape[0]) for name, p in coarse.populations.items()},
         "coarse_iterations": first.iterations,
+        "intermediate_cells": [{n: int(p.nodes.k.shape[0]) for n, p in m.populations.items()} for m in stages],
+        "intermediate_iterations": steps,
         "exact_iterations": it,
         "exact_residual": history[-1],
         "coarse_s": round(t_coarse, 4),
