@@ -4,6 +4,7 @@ and plasticity rule the simulator is built from."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,13 @@ def coarse_bins(model: MeanFieldModel, cells: int) -> dict[str, int]:
             b += 1
         out[name] = b
     return out
+
+
+def rebinned(model: MeanFieldModel, scaffold: SparseScaffold, bins: dict[str, int]) -> MeanFieldModel:
+    """The same theory on ``bins`` quantile bins per input of the realised degrees (per population)."""
+    pops = [replace(p, nodes=nodes_from_scaffold(scaffold, name, bins[name])) for name, p in model.populations.items()]
+    orders = (model.gh_order_mu, model.gh_order_sigma, model.qmc_points, model.root_grid)
+    return MeanFieldModel(pops, model.blocks, *orders)
 
 
 def drive_jumps(drive: Any, tau_m_ms: float) -> tuple[float, float, float, float]:
@@ -147,7 +155,7 @@ def solve_from_config(
     bins = int((cfg.get("meanfield") or {}).get("scaffold_bins", 0))
     exact = degree_source(cfg, scaffold) == "scaffold" and bins <= 0
     if exact and not any(model.has_implicit_rates(n) for n in model.populations):
-        coarse, medium = (model_from_config(cfg, scaffold, bins=coarse_bins(model, n)) for n in COARSE_CELLS)
+        coarse, medium = (rebinned(model, scaffold, coarse_bins(model, n)) for n in COARSE_CELLS)
         return model, solve_exact(model, coarse, [medium], **options)
     if exact:  # implicit rates: a root search per node is too dear for exact cells, fall back to binning
         model = model_from_config(cfg, scaffold, bins=COARSE_BINS)
