@@ -19,146 +19,35 @@ bracketed on a grid, the lowest one is used and nodes with several are counted. 
 variables use a Gauss–Hermite product rule (up to 4 dimensions) or scrambled Sobol points; over K the degree
 nodes of ``degrees.py``. Float64 throughout; autograd flows through phi (analytic derivatives), the Cholesky
 factors, the rule's factors and, for implicit rates, one Newton correction (implicit-function theorem).
+
+The pieces: ``blocks.py`` (populations, blocks, per-cell inputs), ``quadrature.py`` (Gaussian rules),
+``implicit.py`` (implicit rates), ``jacobian.py`` (the Jacobian of F without autograd over the cells).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from torchsnn.meanfield.degrees import DegreeNodes
-from torchsnn.meanfield.quadrature import gauss_hermite_normal
+from torchsnn.meanfield.blocks import (
+    JITTER_MV2,
+    SIGMA2_SMOOTHING_MV2,
+    BlockTheory,
+    CellInputs,
+    Factor,
+    NodeRates,
+    PopulationTheory,
+    cholesky_2d,
+    smooth_sqrt,
+)
+from torchsnn.meanfield.implicit import implicit_rates
+from torchsnn.meanfield.quadrature import product_normal_rule, sobol_normal
 
-Factor = Callable[[Tensor], Tensor]
-JITTER_MV2 = 1e-10  # added to Var(mu) and Var(sigma^2) before the Cholesky factor
-SIGMA2_SMOOTHING_MV2 = 1e-2
 REFERENCE_RATE_HZ = 10.0
-
-
-@dataclass
-class PopulationTheory:
-    """What the theory needs about one population: its transfer function, tau_m, drive moments, degree nodes,
-    and the rate ceiling (1 / tau_ref) used to bracket implicit rates. ``ext_lam_hz`` and ``ext_s3_mv3`` are the
-    drive's event rate and tau_m sum lambda J^3, used by transfer functions with ``needs_jumps`` (transfers.py)."""
-
-    name: str
-    transfer_hz: Callable[[Tensor, Tensor], Tensor]
-    tau_m_ms: float
-    mu_ext_mv: float
-    sigma_ext_mv: float
-    nodes: DegreeNodes
-    max_rate_hz: float = 1000.0
-    ext_lam_hz: float = 0.0
-    ext_s3_mv3: float = 0.0
-
-    @property
-    def needs_jumps(self) -> bool:
-        """Whether the transfer function takes the event rate Lambda and s3 = tau_m sum lambda J^3 (§8.1)."""
-        return bool(getattr(self.transfer_hz, "needs_jumps", False))
-
-
-@dataclass
-class BlockTheory:
-    """Block post <- pre as features of the presynaptic rate (see the module docstring).
-
-    ``mu_pre[d](nu)`` is the signed weight factor of mu feature d, ``sigma_pre[d](nu)`` the w^2 factor of sigma
-    feature d; ``*_post`` the matching post factors (None: 1). ``weight_mv(nu_pre, nu_post)`` is the signed
-    steady-state weight (for the predicted weight distribution); ``plastic`` marks plastic blocks. ``jump_pre`` and
-    ``jump_post`` factor w^3 (signed) for the jump moments of finite-jump transfer functions (theory §8.1): the
-    block then also tracks E*[nu] and E*[jump_pre(nu) nu]."""
-
-    post: str
-    pre: str
-    mu_pre: list[Factor]
-    sigma_pre: list[Factor]
-    mu_post: list[Factor | None] = field(default_factory=list)
-    sigma_post: list[Factor | None] = field(default_factory=list)
-    weight_mv: Callable[[Tensor, Tensor], Tensor] | None = None
-    plastic: bool = False
-    jump_pre: Factor | None = None
-    jump_post: Factor | None = None
-
-    def __post_init__(self) -> None:
-        self.mu_post = self.mu_post or [None] * len(self.mu_pre)
-        self.sigma_post = self.sigma_post or [None] * len(self.sigma_pre)
-
-    @property
-    def n_features(self) -> int:
-        return len(self.mu_pre) + len(self.sigma_pre)
-
-    @property
-    def n_unknowns(self) -> int:
-        d = self.n_features
-        return d + d * (d + 1) // 2
-
-    @property
-    def post_dependent(self) -> bool:
-        return any(h is not None for h in self.mu_post + self.sigma_post)
-
-    def features(self, nu_hz: Tensor) -> list[Tensor]:
-        """u_d = g_d(nu) nu for every feature (mu features first)."""
-        return [g(nu_hz) * nu_hz for g in self.mu_pre + self.sigma_pre]
-
-    @classmethod
-    def static(cls, post: str, pre: str, weight_mv: float) -> BlockTheory:
-        return cls(
-            post,
-            pre,
-            [_constant(weight_mv)],
-            [_constant(weight_mv**2)],
-            weight_mv=lambda a, b: torch.full_like(a, weight_mv),
-            jump_pre=_constant(weight_mv**3),
-        )
-
-    @classmethod
-    def pre_only(cls, post: str, pre: str, f_mv: Factor, sign: float) -> BlockTheory:
-        """w = sign f(nu_pre)."""
-        return cls(
-            post,
-            pre,
-            [lambda nu: sign * f_mv(nu)],
-            [lambda nu: f_mv(nu) ** 2],
-            weight_mv=lambda a, b: sign * f_mv(a),
-            plastic=True,
-            jump_pre=lambda nu: (sign * f_mv(nu)) ** 3,
-        )
-
-    @classmethod
-    def separable(cls, post: str, pre: str, f_pre_mv: Factor, f_post: Factor, sign: float) -> BlockTheory:
-        """w = sign f_pre(nu_pre) f_post(nu_post)."""
-        return cls(
-            post,
-            pre,
-            [lambda nu: sign * f_pre_mv(nu)],
-            [lambda nu: f_pre_mv(nu) ** 2],
-            [f_post],
-            [lambda nu: f_post(nu) ** 2],
-            weight_mv=lambda a, b: sign * f_pre_mv(a) * f_post(b),
-            plastic=True,
-            jump_pre=lambda nu: (sign * f_pre_mv(nu)) ** 3,
-            jump_post=lambda nu: f_post(nu) ** 3,
-        )
-
-
-def _constant(value: float) -> Factor:
-    return lambda nu: torch.full_like(nu, value)
-
-
-@dataclass
-class NodeRates:
-    """Rates at the nodes of one population (n_degree_nodes, n_gauss) with the mu and sigma that produced them,
-    and how many nodes had more than one stable rate."""
-
-    nu_hz: Tensor
-    mu_mv: Tensor
-    sigma_mv: Tensor
-    multiple_roots: int = 0
 
 
 class MeanFieldModel:
@@ -243,28 +132,54 @@ class MeanFieldModel:
             for _, b in dependent:
                 orders += [max(4, self.gh_order_mu // 3)] * len(b.mu_pre) + [2] * len(b.sigma_pre)
         if coarse and len(orders) > 4:  # a product rule would explode: a few antithetic Sobol points instead
-            return self._sobol(len(orders), 128)
+            return sobol_normal(len(orders), 128)
         if len(orders) <= 4:
-            grids = [gauss_hermite_normal(o) for o in orders]
-            nodes = np.stack(np.meshgrid(*[g[0] for g in grids], indexing="ij"), -1).reshape(-1, len(orders))
-            weights = np.prod(
-                np.stack(np.meshgrid(*[g[1] for g in grids], indexing="ij"), -1).reshape(-1, len(orders)), -1
-            )
-            return torch.as_tensor(nodes), torch.as_tensor(weights)
-        return self._sobol(len(orders), self.qmc_points)
-
-    @staticmethod
-    def _sobol(dim: int, points: int) -> tuple[Tensor, Tensor]:
-        """Scrambled Sobol points mapped to N(0, I), in antithetic pairs (eta, -eta): odd moments vanish exactly,
-        as for Gauss–Hermite, so F stays smooth in the covariances down to zero (a one-sided rule has
-        d/dC ~ mean(eta) / sqrt(C) there)."""
-        engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=0)
-        u = engine.draw(max(1, points // 2), dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
-        eta = torch.special.ndtri(u)
-        eta = torch.cat([eta, -eta])
-        return eta, torch.full((eta.shape[0],), 1.0 / eta.shape[0], dtype=torch.float64)
+            return product_normal_rule(orders)
+        return sobol_normal(len(orders), self.qmc_points)
 
     # ------------------------------------------------------------------ rates
+    def cell_inputs(self, x: Tensor, name: str, k: Tensor) -> CellInputs:
+        """Inputs of neurons of ``name`` with in-degrees ``k`` (n, n_inputs) at the state x (``CellInputs``)."""
+        pop = self.populations[name]
+        tau_s = pop.tau_m_ms * 1e-3
+        columns = {pre: c for c, pre in enumerate(pop.nodes.inputs)}
+        n = k.shape[0]
+        full = [torch.full((n,), v, dtype=torch.float64) for v in (pop.mu_ext_mv, pop.sigma_ext_mv**2, 0.0)]
+        lam, s3 = (torch.full((n,), v, dtype=torch.float64) for v in (pop.ext_lam_hz, pop.ext_s3_mv3))
+        cells = CellInputs(full[0], full[1], full[2], full[2].clone(), full[2].clone(), lam, s3)
+        for i, block in self.inputs_of(name):
+            kb = k[:, columns[block.pre]]
+            m, c = self.block_means_cov(x, i)
+            n_mu = len(block.mu_pre)
+            if pop.needs_jumps:
+                e0, e3 = self.block_jumps(x, i)
+                cells.lam = cells.lam + kb * e0
+                if block.jump_post is None:
+                    cells.s3 = cells.s3 + tau_s * kb * e3
+                else:
+                    cells.s3_terms.append((block.jump_post, (tau_s * kb * e3)[:, None]))
+            if block.post_dependent:
+                cells.dependent.append((i, block, kb, m, c))
+                continue
+            a = torch.zeros(2, block.n_features, dtype=torch.float64)
+            a[0, :n_mu], a[1, n_mu:] = 1.0, 1.0
+            cells.mu0 = cells.mu0 + tau_s * kb * m[:n_mu].sum()
+            cells.s20 = cells.s20 + tau_s * kb * m[n_mu:].sum()
+            proj = a @ c @ a.T
+            cells.var_mu = cells.var_mu + tau_s**2 * kb * proj[0, 0]
+            cells.var_s2 = cells.var_s2 + tau_s**2 * kb * proj[1, 1]
+            cells.cov = cells.cov + tau_s**2 * kb * proj[0, 1]
+        return cells
+
+    @staticmethod
+    def gaussian_points(cells: CellInputs, xi: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu, sigma^2) at standard-normal points ``xi`` ((1, g, dim) or (n, 1, dim)): the Cholesky map of the
+        cells' post-independent Gaussian."""
+        l11, l21, l22 = cholesky_2d(cells.var_mu, cells.var_s2, cells.cov)
+        mu_n = cells.mu0[:, None] + l11[:, None] * xi[..., 0]
+        s2_n = cells.s20[:, None] + l21[:, None] * xi[..., 0] + l22[:, None] * xi[..., 1]
+        return mu_n, s2_n
+
     def rates_at(
         self, x: Tensor, name: str, k: Tensor, xi: Tensor | None = None, per_neuron: bool = False
     ) -> NodeRates:
@@ -275,49 +190,15 @@ class MeanFieldModel:
         xi = self._gauss[name][0] if xi is None else xi
         xi = xi[:, None] if per_neuron else xi[None]
         tau_s = pop.tau_m_ms * 1e-3
-        columns = {pre: c for c, pre in enumerate(pop.nodes.inputs)}
-        n = k.shape[0]
-        mu0 = torch.full((n,), pop.mu_ext_mv, dtype=torch.float64)
-        s20 = torch.full((n,), pop.sigma_ext_mv**2, dtype=torch.float64)
-        var_mu, var_s2, cov = torch.zeros_like(mu0), torch.zeros_like(mu0), torch.zeros_like(mu0)
-        lam = torch.full((n,), pop.ext_lam_hz, dtype=torch.float64)
-        s3 = torch.full((n,), pop.ext_s3_mv3, dtype=torch.float64)
-        s3_terms = []  # (post factor of w^3, tau_m K E*[w^3 nu]) of post-dependent blocks
-        dependent = []
-        for i, block in self.inputs_of(name):
-            kb = k[:, columns[block.pre]]
-            m, c = self.block_means_cov(x, i)
-            n_mu = len(block.mu_pre)
-            if pop.needs_jumps:
-                e0, e3 = self.block_jumps(x, i)
-                lam = lam + kb * e0
-                if block.jump_post is None:
-                    s3 = s3 + tau_s * kb * e3
-                else:
-                    s3_terms.append((block.jump_post, (tau_s * kb * e3)[:, None]))
-            if block.post_dependent:
-                dependent.append((i, block, kb, m, c))
-                continue
-            a = torch.zeros(2, block.n_features, dtype=torch.float64)
-            a[0, :n_mu], a[1, n_mu:] = 1.0, 1.0
-            mu0 = mu0 + tau_s * kb * m[:n_mu].sum()
-            s20 = s20 + tau_s * kb * m[n_mu:].sum()
-            proj = a @ c @ a.T
-            var_mu = var_mu + tau_s**2 * kb * proj[0, 0]
-            var_s2 = var_s2 + tau_s**2 * kb * proj[1, 1]
-            cov = cov + tau_s**2 * kb * proj[0, 1]
-        l11 = torch.sqrt(var_mu.clamp(min=0) + JITTER_MV2)
-        l21 = cov / l11
-        l22 = torch.sqrt((var_s2 + JITTER_MV2 - l21**2).clamp(min=JITTER_MV2))
-        mu_n = mu0[:, None] + l11[:, None] * xi[..., 0]
-        s2_n = s20[:, None] + l21[:, None] * xi[..., 0] + l22[:, None] * xi[..., 1]
-        jumps = (lam[:, None], s3[:, None]) if pop.needs_jumps else ()
-        if not dependent:
-            sigma_n = _smooth_sqrt(s2_n)
+        cells = self.cell_inputs(x, name, k)
+        mu_n, s2_n = self.gaussian_points(cells, xi)
+        jumps = (cells.lam[:, None], cells.s3[:, None]) if pop.needs_jumps else ()
+        if not cells.dependent:
+            sigma_n = smooth_sqrt(s2_n)
             return NodeRates(pop.transfer_hz(mu_n, sigma_n, *jumps), mu_n, sigma_n)
         terms = []  # (post factor, value (n, g), goes to mu?)
         col = 2
-        for i, block, kb, m, c in dependent:
+        for i, block, kb, m, c in cells.dependent:
             d = block.n_features
             # during the iterations C may be slightly indefinite: shift it to positive definite (the shift is
             # detached, so the gradient is that of C; at the fixed point C is PSD and the shift is the jitter)
@@ -328,79 +209,7 @@ class MeanFieldModel:
             col += d
             for j, h in enumerate(block.mu_post + block.sigma_post):
                 terms.append((h, tau_s * z[..., j], j < len(block.mu_pre)))
-        return self._implicit_rates(pop, mu_n, s2_n, terms, jumps, s3_terms)
-
-    def _implicit_rates(
-        self,
-        pop: PopulationTheory,
-        mu_base: Tensor,
-        s2_base: Tensor,
-        terms: list[tuple[Factor | None, Tensor, bool]],
-        jumps: tuple[Tensor, ...] = (),
-        s3_terms: list[tuple[Factor, Tensor]] | None = None,
-    ) -> NodeRates:
-        """Solve nu = phi(mu(nu), sigma(nu)) at every node: stable roots bracketed on a grid of rates, refined by
-        bisection; the lowest stable root is used; gradient by the implicit-function theorem. ``jumps``: (Lambda,
-        s3 of the post-independent part) for finite-jump transfer functions; ``s3_terms`` add h(nu) * value."""
-
-        def jump_args(nu: Tensor, detach: bool) -> tuple[Tensor, ...]:
-            if not jumps:
-                return ()
-            lam, s3 = jumps
-            for h, value in s3_terms or []:
-                s3 = s3 + (h(nu).detach() * value.detach() if detach else h(nu) * value)
-            return (lam.detach(), s3.detach()) if detach else (lam, s3)
-
-        def inputs(nu: Tensor) -> tuple[Tensor, Tensor]:
-            mu, s2 = mu_base, s2_base
-            for h, value, to_mu in terms:
-                factor = torch.ones_like(nu) if h is None else h(nu)
-                if to_mu:
-                    mu = mu + factor * value
-                else:
-                    s2 = s2 + factor * value
-            return mu, _smooth_sqrt(s2)
-
-        def excess_const(nu: Tensor) -> Tensor:  # the same on detached inputs (no graph, no transform tracking)
-            mu, s2 = mu_base.detach(), s2_base.detach()
-            for h, value, to_mu in terms:
-                factor = torch.ones_like(nu) if h is None else h(nu).detach()
-                if to_mu:
-                    mu = mu + factor * value.detach()
-                else:
-                    s2 = s2 + factor * value.detach()
-            return pop.transfer_hz(mu, _smooth_sqrt(s2), *jump_args(nu, True)).detach() - nu
-
-        with torch.no_grad():
-            grid = torch.cat(
-                [
-                    torch.zeros(1, dtype=torch.float64),
-                    torch.logspace(-3, math.log10(pop.max_rate_hz), self.root_grid - 1, dtype=torch.float64),
-                ]
-            )
-            h = torch.stack([excess_const(torch.full_like(mu_base, float(g))) for g in grid])
-            down = (h[:-1] > 0) & (h[1:] <= 0)
-            n_roots = down.sum(0)
-            first = torch.argmax(down.to(torch.int8), 0)
-            lo, hi = grid[first], grid[first + 1]
-            lo, hi = torch.where(n_roots > 0, lo, 0.0), torch.where(n_roots > 0, hi, pop.max_rate_hz)
-            for _ in range(12):
-                mid = 0.5 * (lo + hi)
-                positive = excess_const(mid) > 0
-                lo, hi = torch.where(positive, mid, lo), torch.where(positive, hi, mid)
-            root = 0.5 * (lo + hi)
-            for _ in range(3):  # safeguarded Newton polish (quadratic; stays inside the bracket)
-                step = 1e-6 * root.clamp(min=1.0)
-                value = excess_const(root)
-                slope = (excess_const(root + step) - excess_const(root - step)) / (2 * step)
-                newton = root - value / torch.where(slope < 0, slope, torch.full_like(slope, -1.0))
-                root = torch.where((newton > lo) & (newton < hi), newton, root)
-            step = 1e-6 * root.clamp(min=1.0)
-            slope = (excess_const(root + step) - excess_const(root - step)) / (2 * step)  # d(phi - nu)/dnu < 0
-        mu, sigma = inputs(root)
-        phi = pop.transfer_hz(mu, sigma, *jump_args(root, False))
-        nu = root + (phi - root) / (-slope).clamp(min=1e-6)
-        return NodeRates(nu, mu, sigma, int((n_roots > 1).sum()))
+        return implicit_rates(pop, mu_n, s2_n, terms, jumps, cells.s3_terms, self.root_grid)
 
     def node_rates(self, x: Tensor, name: str) -> NodeRates:
         """Rates at every (degree node, Gaussian node) of population ``name``."""
@@ -498,6 +307,13 @@ class MeanFieldModel:
         return out
 
 
-def _smooth_sqrt(s2: Tensor) -> Tensor:
-    """sqrt of a smooth max(s2, 0): sigma^2 from the Gaussian tail may be negative (theory §5.2)."""
-    return torch.sqrt(0.5 * (s2 + torch.sqrt(s2**2 + SIGMA2_SMOOTHING_MV2**2)))
+__all__ = [
+    "JITTER_MV2",
+    "SIGMA2_SMOOTHING_MV2",
+    "BlockTheory",
+    "CellInputs",
+    "Factor",
+    "MeanFieldModel",
+    "NodeRates",
+    "PopulationTheory",
+]

@@ -24,6 +24,25 @@ def gauss_hermite_2d(
     return (torch.as_tensor(nodes, dtype=dtype, device=device), torch.as_tensor(weights, dtype=dtype, device=device))
 
 
+def product_normal_rule(orders: list[int]) -> tuple[Tensor, Tensor]:
+    """Tensor-product Gauss-Hermite rule for a standard normal in len(orders) dimensions: nodes (n, dim), weights."""
+    grids = [gauss_hermite_normal(o) for o in orders]
+    nodes = np.stack(np.meshgrid(*[g[0] for g in grids], indexing="ij"), -1).reshape(-1, len(orders))
+    weights = np.prod(np.stack(np.meshgrid(*[g[1] for g in grids], indexing="ij"), -1).reshape(-1, len(orders)), -1)
+    return torch.as_tensor(nodes), torch.as_tensor(weights)
+
+
+def sobol_normal(dim: int, points: int) -> tuple[Tensor, Tensor]:
+    """Scrambled Sobol points mapped to N(0, I), in antithetic pairs (eta, -eta): odd moments vanish exactly, as for
+    Gauss-Hermite, so expectations stay smooth in the covariances down to zero (a one-sided rule has
+    d/dC ~ mean(eta) / sqrt(C) there). Equal weights."""
+    engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=0)
+    u = engine.draw(max(1, points // 2), dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    eta = torch.special.ndtri(u)
+    eta = torch.cat([eta, -eta])
+    return eta, torch.full((eta.shape[0],), 1.0 / eta.shape[0], dtype=torch.float64)
+
+
 def discrete_gauss_rule(values: np.ndarray, probs: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss quadrature for a discrete law sum_i p_i delta(x - x_i): nodes and weights exact for polynomials of
     degree < 2 order (Lanczos / Stieltjes on the support, then Golub–Welsch). A support with at most ``order``

@@ -84,9 +84,12 @@ if HAVE_NUMBA:
 
 
 def fast_path_available(*tensors: Tensor) -> bool:
-    """Whether the compiled kernel may serve: numba present, no gradient traced, plain CPU tensors (no torch.func
-    transform wrapping them)."""
-    if not HAVE_NUMBA or torch.is_grad_enabled():
+    """Whether the compiled kernel may serve: numba present, no gradient traced (grad mode off, or no input that
+    requires one: the result would carry no graph either way), plain CPU tensors (no torch.func transform
+    wrapping them)."""
+    if not HAVE_NUMBA:
+        return False
+    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
         return False
     wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     return all(

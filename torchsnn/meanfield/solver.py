@@ -1,4 +1,5 @@
-"""Newton's method on x = F(x) with the Jacobian from autograd (torch.func), line search, relaxation fallback,
+"""Newton's method on x = F(x) with the Jacobian by the chain rule over per-cell inputs (explicit rates,
+``jacobian.py``) or reverse-mode autograd (implicit rates), line search, relaxation fallback,
 and continuation from the homogeneous network (theory §5.6)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor
 
 from torchsnn.errors import SolverError
+from torchsnn.meanfield.jacobian import has_explicit_rates, value_and_jacobian
 from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.transfers import first_order_transfers
 
@@ -54,29 +56,58 @@ class SolveResult:
 
 
 class FixedPointProblem:
-    """G(z) = z - F(z * scale) / scale in scaled unknowns z."""
+    """G(z) = z - F(z * scale) / scale in scaled unknowns z.
 
-    def __init__(self, model: MeanFieldModel, scale: Tensor) -> None:
+    ``analytic`` (default: where every rate is explicit) takes dF/dx from ``jacobian.value_and_jacobian`` (chain
+    rule over the per-cell inputs, one transfer evaluation with first derivatives per point, and F from the same
+    evaluation); otherwise reverse mode through F (implicit rates)."""
+
+    def __init__(self, model: MeanFieldModel, scale: Tensor, analytic: bool | None = None) -> None:
         self.model, self.scale = model, scale
+        self.analytic = has_explicit_rates(model) if analytic is None else analytic
 
     def residual(self, z: Tensor) -> Tensor:
-        return z - self.model.F(z * self.scale) / self.scale
+        """G(z). A value-only evaluation (no gradient asked for) is kept: Newton's accepted line-search trial is
+        the next iterate, whose residual the Jacobian step then needs again."""
+        if z.requires_grad and torch.is_grad_enabled():
+            return z - self.model.F(z * self.scale) / self.scale
+        cached = getattr(self, "_last_residual", None)
+        if cached is not None and torch.equal(cached[0], z):
+            return cached[1]
+        with torch.no_grad():
+            g = z - self.model.F(z * self.scale) / self.scale
+        self._last_residual = (z.detach().clone(), g)
+        return g
 
     def residual_and_jacobian(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """G(z) and dG/dz by reverse mode, one batched backward pass over the rows (autograd's
-        ``is_grads_batched``; torch.func.jacrev's first call imports the compiler stack, ~2.5 s of a cold start).
+        """G(z) and dG/dz: analytic (``analytic``), or by reverse mode, one batched backward pass over the rows
+        (autograd's ``is_grads_batched``; torch.func.jacrev's first call imports the compiler stack, ~2.5 s of a
+        cold start).
         The last result is kept, so asking again at the same z costs nothing."""
         cached = getattr(self, "_last", None)
         if cached is not None and torch.equal(cached[0], z):
             return cached[1], cached[2]
-        with torch.enable_grad(), first_order_transfers():
-            v = z.detach().clone().requires_grad_(True)
-            g = self.residual(v)
-            eye = torch.eye(g.numel(), dtype=g.dtype)
-            (jac,) = torch.autograd.grad(g, v, eye, is_grads_batched=True, allow_unused=True)
-        jac = torch.zeros(g.numel(), v.numel(), dtype=v.dtype) if jac is None else jac
-        self._last = (z.detach().clone(), g.detach(), jac)
-        return g.detach(), jac
+        v = z.detach().clone()
+        if self.analytic:
+            f, jac_f = value_and_jacobian(self.model, v * self.scale)
+            g = v - f / self.scale
+            jac = torch.eye(g.numel(), dtype=g.dtype) - jac_f * self.scale[None, :] / self.scale[:, None]
+        else:
+            with torch.enable_grad(), first_order_transfers():
+                v.requires_grad_(True)
+                g = self.residual(v)
+                eye = torch.eye(g.numel(), dtype=g.dtype)
+                (jac,) = torch.autograd.grad(g, v, eye, is_grads_batched=True, allow_unused=True)
+            jac = torch.zeros(g.numel(), v.numel(), dtype=v.dtype) if jac is None else jac
+            g = g.detach()
+        self._last = (z.detach().clone(), g, jac)
+        self._last_residual = (z.detach().clone(), g)
+        return g, jac
+
+    def trial_residual(self, z: Tensor) -> Tensor:
+        """G at a full Newton step: with the analytic Jacobian (about 1.6 value evaluations) G and dG/dz at once,
+        since the step is usually accepted and its Jacobian is needed next; otherwise G alone."""
+        return self.residual_and_jacobian(z)[0] if self.analytic else self.residual(z)
 
     def project(self, z: Tensor) -> Tensor:
         """Nearest admissible point (the model's constraints: covariances PSD, second moments >= 0)."""
@@ -101,7 +132,7 @@ def newton(
         merit, t, accepted = float(g @ g), 1.0, False
         while t >= 1.0 / 1024:
             trial = problem.project(z + t * step)
-            g_trial = problem.residual(trial)
+            g_trial = problem.trial_residual(trial) if t == 1.0 else problem.residual(trial)
             if torch.isfinite(g_trial).all() and float(g_trial @ g_trial) <= (1 - 1e-4 * t) * merit:
                 z, accepted = trial, True
                 break
