@@ -153,6 +153,7 @@ class FactorLaw:
         self.grid = top_hz * torch.linspace(0.0, 1.0, points, dtype=torch.float64) ** 2
         with torch.no_grad():
             nu = self.grid
+            h_nu = h(nu)
             mean_full = gamma_expect(h, nu, law.full_scale_hz, order)
             x, w = gamma_rule(nu, law.filtered_scale_hz(self.relax(nu)), order)
             hx = h(x)
@@ -160,20 +161,28 @@ class FactorLaw:
             dev = hx - mean_k[..., None]
             var = (w * dev**2).sum(-1).clamp(min=0.0)
             skew = (w * dev**3).sum(-1)
+        # the shifts from h(nu) are tabulated, h itself is evaluated: as r_p -> 0 the law is h(nu) to rounding
         self._tables = {
-            "mean": _hermite_table(self.grid, mean_full),
-            "filtered_mean": _hermite_table(self.grid, mean_k),
+            "mean_shift": _hermite_table(self.grid, mean_full - h_nu),
+            "filtered_shift": _hermite_table(self.grid, mean_k - h_nu),
             "var": _hermite_table(self.grid, var),
             "third_central": _hermite_table(self.grid, skew),
         }
 
     def moment(self, key: str, nu_hz: Tensor) -> Tensor:
-        """A tabulated quantity (``mean``, ``filtered_mean``, ``var``, ``third_central``) at ``nu_hz``."""
+        """A tabulated quantity at ``nu_hz``: ``mean_shift`` (E[h(nu_hat)] - h(nu)), ``filtered_shift``
+        (E[h(y)] - h(nu)), ``var`` (Var[h(y)]) or ``third_central`` (E[(h(y) - E h(y))^3])."""
         return _hermite_eval(self.top_hz, self._tables[key], torch.as_tensor(nu_hz, dtype=torch.float64))
 
     def mean(self, nu_hz: Tensor) -> Tensor:
         """E[w | nu]."""
-        return self.moment("mean", nu_hz)
+        nu = torch.as_tensor(nu_hz, dtype=torch.float64)
+        return self.h(nu) + self.moment("mean_shift", nu)
+
+    def filtered_mean(self, nu_hz: Tensor) -> Tensor:
+        """E[h(y)], y from the filtered Gamma (the mean of the literal law of theory 8.3)."""
+        nu = torch.as_tensor(nu_hz, dtype=torch.float64)
+        return self.h(nu) + self.moment("filtered_shift", nu)
 
     def second(self, nu_hz: Tensor) -> Tensor:
         """E[w^2 | nu]."""
@@ -191,7 +200,7 @@ class FactorLaw:
         scale = self.law.filtered_scale_hz(self.relax(nu)).expand_as(nu).numpy()
         shape = np.maximum(nu.numpy() / scale, MIN_SHAPE)
         y = torch.as_tensor(rng.gamma(shape, scale), dtype=torch.float64)
-        out = self.h(y) - self.moment("filtered_mean", nu) + self.mean(nu)
+        out = self.h(y) - self.moment("filtered_shift", nu) + self.moment("mean_shift", nu)
         return out.clamp(*self.bounds)
 
 
