@@ -171,4 +171,6 @@ def test_trace_noise_must_be_a_boolean() -> None:
 
     network = {"projections": {"EE": {"pre": "E", "post": "E"}}}
     with pytest.raises(ConfigError, match=r"plasticity\.trace_noise"):
-        validate_plasticity({"trace_noise": "yes", "r_p_hz": 1.0}, network, 0.1)
+        validate_plasticity(
+            {"projections": ["EE"], "rule": {"_target_": "x"}, "trace_noise": "yes", "r_p_hz": 1.0}, network, 0.1
+        )
