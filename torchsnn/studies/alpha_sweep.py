@@ -31,8 +31,9 @@ class AlphaSweep(Study):
     def run(self, cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         plain = self.variant(cfg)
-        model = model_from_config(plain)
-        result = solve(model, **solve_options(plain))
+        reference = self.variant(cfg, plasticity__trace_noise=False)  # the alpha -> infinity rate sets r_p
+        model = model_from_config(reference)
+        result = solve(model, **solve_options(reference))
         rate = float((model.node_rates(result.x, self.population).nu_hz * model.node_weights(self.population)).sum())
         if (plain.get("plasticity") or {}).get("trace_noise", True):
             replicas = []
