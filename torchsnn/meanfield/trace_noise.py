@@ -53,6 +53,13 @@ GRID_POINTS = 1024  # rate grid of the tables (quadratic spacing: dense at low r
 GRID_TOP_HZ = 1000.0  # the tables stop here; above it the value at the top is used (no LIF rate gets there)
 MIN_SHAPE = 1e-8  # Gamma shapes below this are treated as this (a point mass at 0 in all but name)
 SAMPLE_SEED = 20251
+KEYS = ("mean_shift", "filtered_shift", "var", "third_central")  # the tabulated functions, in this order
+SUBSETS = {  # which of them each evaluation needs (one gather per call)
+    **{k: (i,) for i, k in enumerate(KEYS)},
+    "second": (0, 2),
+    "third": (0, 2, 3),
+    "sample": (0, 1),
+}
 
 
 def gamma_rule(mean_hz: Tensor, var_scale_hz: Tensor | float, order: int = GAUSS_ORDER) -> tuple[Tensor, Tensor]:
@@ -114,15 +121,16 @@ def _hermite_table(grid: Tensor, values: Tensor) -> Tensor:
 
 
 def _hermite_eval(top_hz: float, coefficients: Tensor, nu: Tensor) -> Tensor:
-    """The interpolant at ``nu`` (clamped to [0, top]) on the grid nu_i = top (i / (n - 1))^2, where the interval
-    of nu is found directly (s = sqrt(nu / top) (n - 1)); differentiable in ``nu``."""
+    """Tabulated functions (coefficients (n, K, 4)) at ``nu`` (clamped to [0, top]) -> (..., K), on the grid
+    nu_i = top (i / n)^2, where the interval of nu is found directly (s = sqrt(nu / top) n); differentiable in
+    ``nu``. One index computation and one gather serve the K functions."""
     n = coefficients.shape[0]
     x = nu.clamp(0.0, top_hz)
     s = torch.sqrt(x / top_hz) * n
     i = s.detach().floor().clamp(0, n - 1).long()
     x0 = top_hz * (i / n) ** 2
     x1 = top_hz * ((i + 1) / n) ** 2
-    t = (x - x0) / (x1 - x0)
+    t = ((x - x0) / (x1 - x0))[..., None]
     c = coefficients[i]
     return c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
 
@@ -162,37 +170,41 @@ class FactorLaw:
             var = (w * dev**2).sum(-1).clamp(min=0.0)
             skew = (w * dev**3).sum(-1)
         # the shifts from h(nu) are tabulated, h itself is evaluated: as r_p -> 0 the law is h(nu) to rounding
-        self._tables = {
-            "mean_shift": _hermite_table(self.grid, mean_full - h_nu),
-            "filtered_shift": _hermite_table(self.grid, mean_k - h_nu),
-            "var": _hermite_table(self.grid, var),
-            "third_central": _hermite_table(self.grid, skew),
-        }
+        tables = [mean_full - h_nu, mean_k - h_nu, var, skew]
+        self._coef = torch.stack([_hermite_table(self.grid, v) for v in tables], 1)  # (n - 1, 4 keys, 4)
+        self._subsets = {k: self._coef[:, list(v)].contiguous() for k, v in SUBSETS.items()}
 
     def moment(self, key: str, nu_hz: Tensor) -> Tensor:
         """A tabulated quantity at ``nu_hz``: ``mean_shift`` (E[h(nu_hat)] - h(nu)), ``filtered_shift``
         (E[h(y)] - h(nu)), ``var`` (Var[h(y)]) or ``third_central`` (E[(h(y) - E h(y))^3])."""
-        return _hermite_eval(self.top_hz, self._tables[key], torch.as_tensor(nu_hz, dtype=torch.float64))
+        return self._eval(key, nu_hz)[..., 0]
+
+    def _eval(self, subset: str, nu_hz: Tensor) -> Tensor:
+        return _hermite_eval(self.top_hz, self._subsets[subset], torch.as_tensor(nu_hz, dtype=torch.float64))
 
     def mean(self, nu_hz: Tensor) -> Tensor:
         """E[w | nu]."""
         nu = torch.as_tensor(nu_hz, dtype=torch.float64)
-        return self.h(nu) + self.moment("mean_shift", nu)
+        return self.h(nu) + self._eval("mean_shift", nu)[..., 0]
 
     def filtered_mean(self, nu_hz: Tensor) -> Tensor:
         """E[h(y)], y from the filtered Gamma (the mean of the literal law of theory 8.3)."""
         nu = torch.as_tensor(nu_hz, dtype=torch.float64)
-        return self.h(nu) + self.moment("filtered_shift", nu)
+        return self.h(nu) + self._eval("filtered_shift", nu)[..., 0]
 
     def second(self, nu_hz: Tensor) -> Tensor:
         """E[w^2 | nu]."""
-        m = self.mean(nu_hz)
-        return m * m + self.moment("var", nu_hz).clamp(min=0.0)
+        nu = torch.as_tensor(nu_hz, dtype=torch.float64)
+        m = self._eval("second", nu)
+        mean = self.h(nu) + m[..., 0]
+        return mean * mean + m[..., 1].clamp(min=0.0)
 
     def third(self, nu_hz: Tensor) -> Tensor:
         """E[w^3 | nu]."""
-        m = self.mean(nu_hz)
-        return m**3 + 3 * m * self.moment("var", nu_hz).clamp(min=0.0) + self.moment("third_central", nu_hz)
+        nu = torch.as_tensor(nu_hz, dtype=torch.float64)
+        m = self._eval("third", nu)
+        mean = self.h(nu) + m[..., 0]
+        return mean**3 + 3 * mean * m[..., 1].clamp(min=0.0) + m[..., 2]
 
     def sample(self, nu_hz: Tensor, rng: np.random.Generator) -> Tensor:
         """One weight factor per entry of ``nu_hz``: h(y) - E[h(y)] + E[h(nu_hat)], y from the filtered Gamma."""
@@ -200,7 +212,8 @@ class FactorLaw:
         scale = self.law.filtered_scale_hz(self.relax(nu)).expand_as(nu).numpy()
         shape = np.maximum(nu.numpy() / scale, MIN_SHAPE)
         y = torch.as_tensor(rng.gamma(shape, scale), dtype=torch.float64)
-        out = self.h(y) - self.moment("filtered_shift", nu) + self.moment("mean_shift", nu)
+        shifts = self._eval("sample", nu)
+        out = self.h(y) - shifts[..., 1] + shifts[..., 0]
         return out.clamp(*self.bounds)
 
 
