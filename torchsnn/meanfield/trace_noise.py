@@ -120,19 +120,20 @@ def _hermite_table(grid: Tensor, values: Tensor) -> Tensor:
     return torch.stack([y0, m0, 3 * (y1 - y0) - 2 * m0 - m1, 2 * (y0 - y1) + m0 + m1], -1)
 
 
-def _hermite_eval(top_hz: float, coefficients: Tensor, nu: Tensor) -> Tensor:
-    """Tabulated functions (coefficients (n, K, 4)) at ``nu`` (clamped to [0, top]) -> (..., K), on the grid
-    nu_i = top (i / n)^2, where the interval of nu is found directly (s = sqrt(nu / top) n); differentiable in
-    ``nu``. One index computation and one gather serve the K functions."""
+def _hermite_eval(top_hz: float, coefficients: Tensor, nu: Tensor) -> list[Tensor]:
+    """Tabulated functions (coefficients (n, K, 4)) at ``nu`` (clamped to [0, top]) -> K tensors shaped like nu,
+    on the grid nu_i = top (i / n)^2, where the interval of nu is found directly (s = sqrt(nu / top) n);
+    differentiable in ``nu``. One index computation and one gather serve the K functions (each evaluated without
+    broadcasting: batched Jacobians through a broadcast t are several times slower)."""
     n = coefficients.shape[0]
     x = nu.clamp(0.0, top_hz)
     s = torch.sqrt(x / top_hz) * n
     i = s.detach().floor().clamp(0, n - 1).long()
     x0 = top_hz * (i / n) ** 2
     x1 = top_hz * ((i + 1) / n) ** 2
-    t = ((x - x0) / (x1 - x0))[..., None]
+    t = (x - x0) / (x1 - x0)
     c = coefficients[i]
-    return c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
+    return [c[..., k, 0] + t * (c[..., k, 1] + t * (c[..., k, 2] + t * c[..., k, 3])) for k in range(c.shape[-2])]
 
 
 class FactorLaw:
@@ -177,34 +178,34 @@ class FactorLaw:
     def moment(self, key: str, nu_hz: Tensor) -> Tensor:
         """A tabulated quantity at ``nu_hz``: ``mean_shift`` (E[h(nu_hat)] - h(nu)), ``filtered_shift``
         (E[h(y)] - h(nu)), ``var`` (Var[h(y)]) or ``third_central`` (E[(h(y) - E h(y))^3])."""
-        return self._eval(key, nu_hz)[..., 0]
+        return self._eval(key, nu_hz)[0]
 
-    def _eval(self, subset: str, nu_hz: Tensor) -> Tensor:
+    def _eval(self, subset: str, nu_hz: Tensor) -> list[Tensor]:
         return _hermite_eval(self.top_hz, self._subsets[subset], torch.as_tensor(nu_hz, dtype=torch.float64))
 
     def mean(self, nu_hz: Tensor) -> Tensor:
         """E[w | nu]."""
         nu = torch.as_tensor(nu_hz, dtype=torch.float64)
-        return self.h(nu) + self._eval("mean_shift", nu)[..., 0]
+        return self.h(nu) + self._eval("mean_shift", nu)[0]
 
     def filtered_mean(self, nu_hz: Tensor) -> Tensor:
         """E[h(y)], y from the filtered Gamma (the mean of the literal law of theory 8.3)."""
         nu = torch.as_tensor(nu_hz, dtype=torch.float64)
-        return self.h(nu) + self._eval("filtered_shift", nu)[..., 0]
+        return self.h(nu) + self._eval("filtered_shift", nu)[0]
 
     def second(self, nu_hz: Tensor) -> Tensor:
         """E[w^2 | nu]."""
         nu = torch.as_tensor(nu_hz, dtype=torch.float64)
-        m = self._eval("second", nu)
-        mean = self.h(nu) + m[..., 0]
-        return mean * mean + m[..., 1].clamp(min=0.0)
+        shift, var = self._eval("second", nu)
+        mean = self.h(nu) + shift
+        return mean * mean + var.clamp(min=0.0)
 
     def third(self, nu_hz: Tensor) -> Tensor:
         """E[w^3 | nu]."""
         nu = torch.as_tensor(nu_hz, dtype=torch.float64)
-        m = self._eval("third", nu)
-        mean = self.h(nu) + m[..., 0]
-        return mean**3 + 3 * mean * m[..., 1].clamp(min=0.0) + m[..., 2]
+        shift, var, skew = self._eval("third", nu)
+        mean = self.h(nu) + shift
+        return mean**3 + 3 * mean * var.clamp(min=0.0) + skew
 
     def sample(self, nu_hz: Tensor, rng: np.random.Generator) -> Tensor:
         """One weight factor per entry of ``nu_hz``: h(y) - E[h(y)] + E[h(nu_hat)], y from the filtered Gamma."""
@@ -212,8 +213,8 @@ class FactorLaw:
         scale = self.law.filtered_scale_hz(self.relax(nu)).expand_as(nu).numpy()
         shape = np.maximum(nu.numpy() / scale, MIN_SHAPE)
         y = torch.as_tensor(rng.gamma(shape, scale), dtype=torch.float64)
-        shifts = self._eval("sample", nu)
-        out = self.h(y) - shifts[..., 1] + shifts[..., 0]
+        shift, filtered_shift = self._eval("sample", nu)
+        out = self.h(y) - filtered_shift + shift
         return out.clamp(*self.bounds)
 
 
