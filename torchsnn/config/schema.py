@@ -82,6 +82,7 @@ class PlasticitySchema:
     initial_weights: str = "constant"
     initial_traces: str = "theory"
     initial_rate_hz: float = 5.0
+    trace_noise: bool = True  # theory: finite-alpha weight law (meanfield/trace_noise.py); false: w = f(nu)
 
 
 @dataclass

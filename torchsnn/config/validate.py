@@ -186,6 +186,8 @@ def validate_plasticity(plasticity: Mapping[str, Any], network: Mapping[str, Any
         f"must be one of {', '.join(INITIAL_TRACES)}",
     )
     check_non_negative("plasticity.initial_rate_hz", plasticity.get("initial_rate_hz", 5.0))
+    noise = plasticity.get("trace_noise", True)
+    require(isinstance(noise, bool), "plasticity.trace_noise", noise, "must be true or false")
 
 
 def validate_device(field: str, spec: Any) -> None:

@@ -25,6 +25,7 @@ from torchsnn.meanfield.exact import solve_exact
 from torchsnn.meanfield.lowrank import separable_expansion
 from torchsnn.meanfield.model import BlockTheory, MeanFieldModel, PopulationTheory
 from torchsnn.meanfield.solver import SolveResult, solve
+from torchsnn.meanfield.trace_noise import TraceLaw, trace_block
 from torchsnn.meanfield.transfers import DEFAULT_TRANSFER, make_transfer
 from torchsnn.plasticity import PlasticityRule
 from torchsnn.scaffold import SparseScaffold
@@ -86,18 +87,32 @@ def transfer_of(cfg: Mapping[str, Any], name: str, pop: Any, drive: Any) -> Any:
 
 
 def plastic_block(
-    post: str, pre: str, rule: PlasticityRule, sign: float, max_pre_hz: float, max_post_hz: float, tol: float
+    post: str,
+    pre: str,
+    rule: PlasticityRule,
+    sign: float,
+    max_pre_hz: float,
+    max_post_hz: float,
+    tol: float,
+    trace: TraceLaw | None = None,
+    trace_note: str = "off",
 ) -> tuple[BlockTheory, dict[str, Any]]:
-    """The block of a plastic projection: pre-only, separable, or a low-rank separable expansion of f."""
+    """The block of a plastic projection: pre-only, separable, or a low-rank separable expansion of f. With a
+    ``trace`` law (finite alpha, ``trace_noise.py``) the pre-only and separable blocks take the weight moments
+    E[w], E[w^2], E[w^3] of the noisy traces per presynaptic (and postsynaptic) rate and the predicted weight law
+    draws w from it; None: w = f(nu) (alpha -> infinity, the paper's theory), ``trace_note`` saying why."""
+    factors = None if rule.pre_only else rule.factors()
+    if trace is not None and (rule.pre_only or factors is not None):
+        return trace_block(post, pre, rule, sign, trace, factors)
     if rule.pre_only:
 
         def f(nu: torch.Tensor) -> torch.Tensor:
             return rule.steady_state(nu, torch.zeros_like(nu))
 
-        return BlockTheory.pre_only(post, pre, f, sign), {"kind": "pre_only"}
-    factors = rule.factors()
+        return BlockTheory.pre_only(post, pre, f, sign), {"kind": "pre_only", "trace_noise": trace_note}
     if factors is not None:
-        return BlockTheory.separable(post, pre, factors[0], factors[1], sign), {"kind": "separable"}
+        block = BlockTheory.separable(post, pre, factors[0], factors[1], sign)
+        return block, {"kind": "separable", "trace_noise": trace_note}
     lin = separable_expansion(rule.steady_state, max_pre_hz, max_post_hz, tol)
     sq = separable_expansion(lambda a, b: rule.steady_state(a, b) ** 2, max_pre_hz, max_post_hz, tol)
     block = BlockTheory(
@@ -119,8 +134,22 @@ def plastic_block(
         "relative_error": lin.relative_error,
         "relative_error_of_square": sq.relative_error,
         "tolerance": tol,
+        "trace_noise": trace_note if trace is None else "not applied (non-separable rule: alpha -> infinity law)",
     }
     return block, info
+
+
+def trace_law_of(cfg: Mapping[str, Any]) -> tuple[TraceLaw | None, str]:
+    """``plasticity.trace_noise`` (default true) as a trace law, and why when there is none: off, or replicas
+    that differ in r_p (one theory cannot serve them all; the alpha sweep solves one per alpha)."""
+    plasticity = cfg.get("plasticity") or {}
+    if not plasticity.get("trace_noise", True):
+        return None, "off (plasticity.trace_noise=false)"
+    r_p = plasticity.get("r_p_hz", 1.0)
+    values = [float(v) for v in r_p] if isinstance(r_p, (list, tuple)) else [float(r_p)]
+    if len(set(values)) > 1:
+        return None, "off: replicas differ in r_p (one prediction for all)"
+    return TraceLaw(values[0]), "on"
 
 
 def solve_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -221,6 +250,7 @@ def model_from_config(
                 min(top, ceilings[p["pre"]]),
                 min(top, ceilings[p["post"]]),
                 float(mf.get("lowrank_tol", 1e-2)),
+                *trace_law_of(cfg),
             )
         else:
             block = BlockTheory.static(p["post"], p["pre"], sign * float(p["weight_mv"]))
@@ -241,4 +271,5 @@ __all__ = [
     "plastic_block",
     "solve_from_config",
     "solve_options",
+    "trace_law_of",
 ]

@@ -1,5 +1,7 @@
-"""Accuracy of the theory against the reliability of the rate estimates, alpha = nu / r_p: one run whose replicas
-differ in r_p (seeds x alphas, one scaffold), each compared with the same prediction."""
+"""Accuracy of the theory against the reliability of the rate estimates, alpha = nu / r_p. With the finite-alpha
+weight law (``plasticity.trace_noise``, the default) the prediction depends on r_p: one run per alpha (its seeds as
+replicas, the same scaffold), each compared with its own prediction. With ``trace_noise=false`` (w = f(nu)): one
+run whose replicas differ in r_p (seeds x alphas), each compared with the same prediction."""
 
 from __future__ import annotations
 
@@ -29,13 +31,21 @@ class AlphaSweep(Study):
     def run(self, cfg: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         plain = self.variant(cfg)
-        model = model_from_config(plain)
-        result = solve(model, **solve_options(plain))
+        reference = self.variant(cfg, plasticity__trace_noise=False)  # the alpha -> infinity rate sets r_p
+        model = model_from_config(reference)
+        result = solve(model, **solve_options(reference))
         rate = float((model.node_rates(result.x, self.population).nu_hz * model.node_weights(self.population)).sum())
-        r_p = [rate / a for a in self.alphas for _ in range(self.seeds)]
-        sub = self.variant(cfg, plasticity__r_p_hz=r_p, simulation__replicas=len(r_p))
-        summary = self.sub_run(sub, run_dir / "replicas")
-        rows = self.aggregate(summary["comparison_by_replica"])
+        if (plain.get("plasticity") or {}).get("trace_noise", True):
+            replicas = []
+            for alpha in self.alphas:
+                sub = self.variant(cfg, plasticity__r_p_hz=rate / alpha, simulation__replicas=self.seeds)
+                replicas.append(self.pooled(self.sub_run(sub, run_dir / f"alpha_{alpha:g}"), rate / alpha))
+            rows = self.aggregate(replicas, per_alpha=1)
+        else:
+            r_p = [rate / a for a in self.alphas for _ in range(self.seeds)]
+            sub = self.variant(cfg, plasticity__r_p_hz=r_p, simulation__replicas=len(r_p))
+            summary = self.sub_run(sub, run_dir / "replicas")
+            rows = self.aggregate(summary["comparison_by_replica"])
         onset = self.onset(rows)
         figure = self.figure(rows, run_dir / "alpha_sweep.png")
         out = {"study": "alpha_sweep", "predicted_mean_rate_hz": rate, "rows": rows, "error_onset_alpha": onset}
@@ -56,10 +66,23 @@ class AlphaSweep(Study):
         )
         return out
 
-    def aggregate(self, replicas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    @staticmethod
+    def pooled(summary: dict[str, Any], r_p_hz: float) -> dict[str, Any]:
+        """One run's comparison (its seeds pooled) as a row like those of ``comparison_by_replica``."""
+        row: dict[str, Any] = {"r_p_hz": r_p_hz}
+        for name, metrics in summary["comparison"].items():  # the counting-noise-matched metrics, as per replica
+            row[name] = {k: v for k, v in metrics.items() if isinstance(v, float) and not k.endswith("_raw")}
+        row.update({f"alpha_mean_{name}": a["alpha_mean"] for name, a in summary.get("alpha", {}).items()})
+        row.update({f"weights_{name}": m for name, m in summary.get("comparison_weights", {}).items()})
+        return row
+
+    def aggregate(self, replicas: list[dict[str, Any]], per_alpha: int | None = None) -> list[dict[str, Any]]:
+        """Rows per alpha: mean and spread over the ``per_alpha`` rows of each alpha (default: the seeds; 1 when
+        each alpha is one run whose seeds are pooled, the spread then 0)."""
+        per_alpha = self.seeds if per_alpha is None else per_alpha
         rows = []
         for k, alpha in enumerate(self.alphas):
-            group = replicas[k * self.seeds : (k + 1) * self.seeds]
+            group = replicas[k * per_alpha : (k + 1) * per_alpha]
             row: dict[str, Any] = {
                 "alpha_target": alpha,
                 "r_p_hz": group[0]["r_p_hz"],
