@@ -3,7 +3,7 @@ estimate of ``torchsnn.memory`` (benchmarks/README.md, "Memory estimate"):
 
     python -m benchmarks.memory_probe +experiment=hetero_static network.populations.E.size=20000 ...
 
-Prints one JSON line: the RSS after imports (baseline), the peak RSS (``ru_maxrss``) after wiring and after the
+Prints one JSON line: the RSS after imports, kernel loading and one construction of the rules (baseline), the peak RSS (``ru_maxrss``) after wiring and after the
 run, both above the baseline, and the estimate's parts."""
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ def main(argv: list[str]) -> None:
     import torch
 
     from torchsnn.config import build_network
+    from torchsnn.config.builder import build_rules
     from torchsnn.memory import estimate_bytes
     from torchsnn.simulation import simulate
 
     torch.set_num_threads(1)
     cfg = common.compose(argv)
     common.prime_cpu_kernels()  # numba compilation is not the network's memory
+    build_rules(cfg)  # nor the modules and tables the rules load (scipy laws, copula calibration: ~30 MB)
     common.trim_heap()
     base_mb = common.MemoryProbe("cpu").current_mb()
     t0 = time.perf_counter()
