@@ -3,8 +3,8 @@ estimate of ``torchsnn.memory`` (benchmarks/README.md, "Memory estimate"):
 
     python -m benchmarks.memory_probe +experiment=hetero_static network.populations.E.size=20000 ...
 
-Prints one JSON line: the RSS after imports, kernel loading and one construction of the rules (baseline), the peak RSS (``ru_maxrss``) after wiring and after the
-run, both above the baseline, and the estimate's parts."""
+Prints one JSON line: the RSS after imports, kernel loading and one construction of the rules (baseline), the
+peak RSS (``ru_maxrss``) after wiring and after the run, both above the baseline, and the estimate's parts."""
 
 from __future__ import annotations
 

@@ -24,28 +24,31 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO32 = np.uint64(1 << 32)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _next(state):  # pragma: no cover - compiled
-    """The next 64 random bits (splitmix64); ``state`` is a uint64 array of length 1."""
-    state[0] += _GOLDEN
-    z = state[0]
+    """(new state, the next 64 random bits): splitmix64; the state is a uint64 kept in a register by the caller."""
+    state = state + _GOLDEN
+    z = state
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+    return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _below(state, n):  # pragma: no cover - compiled
-    """A uniform integer in [0, n), 1 <= n < 2^32 (Lemire 2019: multiply-shift, rejection of the biased tail)."""
+    """(new state, a uniform integer in [0, n)), 1 <= n < 2^32 (Lemire 2019: multiply-shift, rejection of the
+    biased tail)."""
     bound = np.uint64(n)
-    m = (_next(state) >> np.uint64(32)) * bound
+    state, z = _next(state)
+    m = (z >> np.uint64(32)) * bound
     low = m & _LOW32
     if low < bound:
         threshold = (_TWO32 - bound) % bound
         while low < threshold:
-            m = (_next(state) >> np.uint64(32)) * bound
+            state, z = _next(state)
+            m = (z >> np.uint64(32)) * bound
             low = m & _LOW32
-    return np.int64(m >> np.uint64(32))
+    return state, np.int64(m >> np.uint64(32))
 
 
 @njit(cache=True, nogil=True)
@@ -53,18 +56,17 @@ def distinct_by_post(counts, n_pre, no_self, seed, slots):  # pragma: no cover -
     """Post j draws counts[j] distinct pre neurons uniformly (rejection of repeats; without self-loops, values
     from n_pre - 1 shifted past j) into ``slots`` (int32, post-major: post j owns slots [sum_{i<j} counts_i, ...)).
     Repeated rejection of a value already drawn gives a uniform subset. Requires counts[j] <= candidates."""
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = np.uint64(seed)
+    state = np.uint64(seed)
     mark = np.full(n_pre, -1, dtype=np.int64)
     m = n_pre - 1 if no_self else n_pre
     pos = 0
     for j in range(counts.shape[0]):
         for _ in range(counts[j]):
-            v = _below(state, m)
+            state, v = _below(state, m)
             if no_self and v >= j:
                 v += 1
             while mark[v] == j:
-                v = _below(state, m)
+                state, v = _below(state, m)
                 if no_self and v >= j:
                     v += 1
             mark[v] = j
@@ -82,28 +84,31 @@ def shuffle_stubs(out_deg, seed, bucket, slots):  # pragma: no cover - compiled
     same probability, so the result is uniform."""
     total = slots.shape[0]
     n_buckets = max(1, total // bucket)
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = np.uint64(seed)
+    state = np.uint64(seed)
     size = np.zeros(n_buckets + 1, dtype=np.int64)
     if n_buckets > 1:
         for i in range(out_deg.shape[0]):
             for _ in range(out_deg[i]):
-                size[_below(state, n_buckets) + 1] += 1
+                state, b = _below(state, n_buckets)
+                size[b + 1] += 1
     else:
         size[1] = total
     for b in range(n_buckets):
         size[b + 1] += size[b]
     fill = size[:-1].copy()
-    state[0] = np.uint64(seed)  # the same labels again
+    state = np.uint64(seed)  # the same labels again
     for i in range(out_deg.shape[0]):
         for _ in range(out_deg[i]):
-            b = _below(state, n_buckets) if n_buckets > 1 else 0
+            b = 0
+            if n_buckets > 1:
+                state, b = _below(state, n_buckets)
             slots[fill[b]] = i
             fill[b] += 1
     for b in range(n_buckets):
         lo = size[b]
         for t in range(size[b + 1] - lo - 1, 0, -1):
-            u = lo + _below(state, t + 1)
+            state, u = _below(state, t + 1)
+            u += lo
             x = slots[lo + t]
             slots[lo + t] = slots[u]
             slots[u] = x
@@ -119,8 +124,7 @@ def match_stubs(col_ptr, n_pre, square, rounds, state_seed, slots, report):  # p
 
     ``report`` (int64, 5): self-loops and duplicates of the first matching, self-loops among those still
     unmatched at the end, all still unmatched (lost), and the rounds used."""
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = np.uint64(state_seed)
+    state = np.uint64(state_seed)
     n_post = col_ptr.shape[0] - 1
     mark = np.full(n_pre, -1, dtype=np.int64)
     n_rej = 0
@@ -154,7 +158,7 @@ def match_stubs(col_ptr, n_pre, square, rounds, state_seed, slots, report):  # p
     while n_rej > 0 and used < rounds:
         used += 1
         for t in range(n_rej - 1, 0, -1):  # the rejected pre stubs in a uniformly random order
-            u = _below(state, t + 1)
+            state, u = _below(state, t + 1)
             x = rej_pre[t]
             rej_pre[t] = rej_pre[u]
             rej_pre[u] = x
