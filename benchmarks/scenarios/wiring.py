@@ -94,7 +94,7 @@ def run(opts: Options) -> list[dict]:
         for (variant, *_), rs in zip(builders, runs, strict=True):
             wall = statistics.median(r[0] for r in rs)
             ns = statistics.median(r[0] / r[2] for r in rs) * 1e9
-            key = f"{label}, {variant}: speed-up per synapse vs the numpy reference"
+            key = f"{label}: {variant} / numpy reference (time per synapse)"
             extra = {} if rs is runs[0] else {"ratios": {key: ref_ns * 1e9 / ns}}
             rows.append(
                 common.row(
