@@ -7,8 +7,8 @@ Prints one JSON line: the RSS after imports, kernel loading and one construction
 peak RSS (``ru_maxrss``) after wiring and after the run, both above the baseline, and the estimate's parts.
 
 glibc's dynamic mmap threshold (raised each time a large mmapped block is freed) lets later large temporaries
-come from the heap, where freed memory stays resident: the same run then peaked at 32 to 89 MB above the baseline
-(hetero_static, 6.2e6 synapses, five fresh processes). The probe fixes the threshold at 128 kB
+come from the heap, where freed memory stays resident: the same run then peaked at 36 to 143 MB above the
+baseline (hetero_static, 6.2e6 synapses, four fresh processes). The probe fixes the threshold at 128 kB
 (``mallopt(M_MMAP_THRESHOLD)``, as ``MALLOC_MMAP_THRESHOLD_`` would) so that its RSS follows the live memory that
 the estimate describes (32.0-32.6 MB in three processes); ``--allocator-default`` keeps glibc's behaviour."""
 
