@@ -143,3 +143,11 @@ def test_kernels_and_torch_path_give_the_same_laws(name: str, square: bool, kern
     if name == "configuration":
         assert abs(w_k.report["r_realised"] - w_t.report["r_realised"]) < 0.06
         assert set(w_k.report) == set(w_t.report)
+
+
+def test_kernels_only_for_cpu_generators_int32_pre_indices_and_the_switch(kernels_switch) -> None:
+    kernels_switch(True)
+    assert host_wiring.enabled(_gen(0), 1000)
+    assert not host_wiring.enabled(_gen(0), 2**31)  # int32 slots: larger blocks take the torch path (int64 keys)
+    kernels_switch(False)
+    assert not host_wiring.enabled(_gen(0), 1000)
