@@ -287,6 +287,11 @@ def prime_cpu_kernels() -> None:
     ]
     built = build_network(compose(small))
     simulate(built.network, duration_ms=5.0, generator=built.generator, progress=False)
+    import torch
+
+    from torchsnn.scaffold import ConfigurationModel, GammaDegree
+
+    ConfigurationModel(GammaDegree(8, 0.5)).connect(100, 100, True, torch.Generator().manual_seed(0))  # its kernels
 
 
 def row(scenario: str, variant: str, **fields: Any) -> dict[str, Any]:

@@ -50,10 +50,14 @@ def wiring_peak_bytes(cfg: Mapping[str, Any], device_type: str = "cpu") -> float
     fixed in-degree / pairwise: k E (sorted keys) + 4 E (int32 targets) + 8 (n_pre + 1) (row_ptr);
     configuration model: 16 E while the pre stubs are shuffled (int64 input and output), then 8 E + k E;
     dense blocks (complement): n_pre n_post (mask) + 20 E; each plus the work arrays of one chunk (48 B per
-    edge of a chunk of CHUNK_EDGES[device])."""
+    edge of a chunk of CHUNK_EDGES[device]). On the CPU with the compiled kernels on (scaffold/host_wiring.py)
+    a sparse block needs 4 E (int32 slots) + 4 E (targets) + 8 (n_pre + 1) (row_ptr) + 16 n_pre (counts,
+    marks), and no chunk work arrays."""
+    from torchsnn.kernels import cpu_kernels_enabled
     from torchsnn.scaffold.edges import CHUNK_EDGES
 
     chunk = CHUNK_EDGES.get(device_type, CHUNK_EDGES["cuda"])
+    host_kernels = device_type == "cpu" and cpu_kernels_enabled()
     pops = {n: int(p["size"]) for n, p in cfg["network"]["populations"].items()}
     edges = expected_edges(cfg)
     done, peak = 0.0, 0.0
@@ -63,13 +67,17 @@ def wiring_peak_bytes(cfg: Mapping[str, Any], device_type: str = "cpu") -> float
         width = min(n_post, max(1, int(chunk // max(e / max(n_post, 1), 1.0))))
         key = 4 if n_pre * width < 2**31 else 8
         csr = 4 * e + 8 * (n_pre + 1)
-        if target.endswith("ConfigurationModel"):
+        dense = e > 0.5 * n_pre * n_post and not target.endswith("ConfigurationModel")
+        work = 48 * min(chunk, e)
+        if host_kernels and not dense and n_pre < 2**31 - 1:
+            transient, work = 8 * e + 24 * n_pre + 8, 0.0
+        elif target.endswith("ConfigurationModel"):
             transient = max(16 * e, (8 + key) * e, (key + 4) * e) + 8 * (n_pre + 1)
-        elif e > 0.5 * n_pre * n_post:
+        elif dense:
             transient = n_pre * n_post + 20 * e + 8 * (n_pre + 1)
         else:
             transient = key * e + csr
-        peak = max(peak, done + transient + 48 * min(chunk, e))
+        peak = max(peak, done + transient + work)
         done += csr
     return peak
 

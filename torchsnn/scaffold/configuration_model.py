@@ -10,7 +10,8 @@
    What is still unmatched at the end is lost and reported (``self_loops_removed``, ``duplicates_removed``).
 
 All of it runs as vectorised torch code on the generator's device (edges.py: chunked sorted keys, CSR by
-counting placement); the same seed gives the same scaffold on the same device.
+counting placement); on the CPU with the compiled kernels on, steps 3 and the CSR run as sequential numba loops
+with the same law (host_wiring.py). The same seed gives the same scaffold on the same device.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from torchsnn.errors import ConfigError
+from torchsnn.scaffold import host_wiring
 from torchsnn.scaffold.copula import calibrate_copula, sample_correlated_degrees
 from torchsnn.scaffold.degree_laws import BinomialDegree, DegreeLaw
 from torchsnn.scaffold.edges import EdgeSet, distinct_uniform, sample_table, shuffle, take, torch_generator
@@ -118,8 +120,11 @@ class ConfigurationModel(ConnectivityRule):
         clipped = int((k > m_in).sum() + (out_deg > m_out).sum())
         k, out_deg = k.clamp_(max=m_in), out_deg.clamp_(max=m_out)
         out_deg, adjusted = _equalise(int(k.sum()), out_deg, m_out, gen)
-        edges, lost = _match(k, out_deg, n_pre, n_post, square, self.rewire_rounds, gen)
-        row_ptr, post_index = edges.to_csr()
+        if host_wiring.enabled(gen, n_pre):
+            row_ptr, post_index, lost = host_wiring.match(k, out_deg, n_pre, square, self.rewire_rounds, gen)
+        else:
+            edges, lost = _match(k, out_deg, n_pre, n_post, square, self.rewire_rounds, gen)
+            row_ptr, post_index = edges.to_csr()
         report: dict[str, Any] = {
             "n_edges": int(post_index.numel()),
             "stubs_adjusted": adjusted,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from torchsnn.scaffold import host_wiring
 from torchsnn.scaffold.degree_laws import BinomialDegree, DegreeLaw, FixedDegree
 from torchsnn.scaffold.edges import EdgeSet, sample_table, torch_generator
 from torchsnn.validation import check_int, check_range, require
@@ -168,13 +169,16 @@ def sample_distinct(
     Per chunk of post neurons: draw with replacement, keep the first copy of each pair, redraw one partner for
     each rejected copy until none is left (label-symmetric, hence uniform subsets). Dense blocks (more than half
     of the pairs) draw the missing pairs instead and take the complement. ``no_self`` excludes pre == post
-    (values drawn from n_pre - 1 and shifted past j).
+    (values drawn from n_pre - 1 and shifted past j). On the CPU with the compiled kernels on, the same law by
+    sequential rejection (host_wiring.py).
     """
     m = n_pre - int(no_self)
     dev = gen.device
     total = int(counts.sum())
     if total > 0.5 * m * n_post:
         return _complement(sample_distinct(m - counts, n_pre, n_post, no_self, gen), n_pre, n_post, no_self)
+    if host_wiring.enabled(gen, n_pre):
+        return host_wiring.sample_distinct(counts, n_pre, no_self, gen)
     edges = EdgeSet(n_pre, n_post, total, dev)
     for index in range(len(edges.starts)):
         start, stop = edges.chunk_range(index)
