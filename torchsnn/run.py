@@ -145,9 +145,10 @@ def entry() -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exiting 1
-    from torchsnn.runguard import limit_malloc_arenas
+    from torchsnn.runguard import fix_mmap_threshold, limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts: RSS close to what the run holds (and to its estimate)
+    fix_mmap_threshold()
     try:
         main()
     except ConfigError as exc:  # a hydra.* entry refused by the guard while Hydra composed the config

@@ -206,7 +206,8 @@ class Writes:
         return True
 
 
-M_ARENA_MAX = -8  # glibc mallopt parameter
+M_ARENA_MAX = -8  # glibc mallopt parameters
+M_MMAP_THRESHOLD = -3
 
 
 def limit_malloc_arenas(arenas: int = 1) -> bool:
@@ -219,5 +220,21 @@ def limit_malloc_arenas(arenas: int = 1) -> bool:
         return False
     try:
         return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, int(arenas)))
+    except (OSError, AttributeError):
+        return False
+
+
+def fix_mmap_threshold(threshold_bytes: int = 1 << 20) -> bool:
+    """Serve every allocation above ``threshold_bytes`` by its own mapping (``mallopt(M_MMAP_THRESHOLD)``), unless
+    the user set ``MALLOC_MMAP_THRESHOLD_``. glibc's default threshold rises (up to 32 MiB) each time a mapped
+    block is freed, after which large temporaries come from the heap and stay in the RSS after they are freed: the
+    same run then peaks anywhere between its live memory and far above it (benchmarks/README.md, memory probe:
+    36-143 MB for one 26 MB segment). Fixed, the peak RSS follows the live tensors the estimate counts. 1 MiB keeps
+    small allocations (most of a block step's) on the heap. Called by ``python -m torchsnn.run``; a library
+    user's process keeps its own setting. False where not applied."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)))
     except (OSError, AttributeError):
         return False
