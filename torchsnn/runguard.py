@@ -216,12 +216,7 @@ def limit_malloc_arenas(arenas: int = 1) -> bool:
     reused by another: measured here, a TensorBoard writer thread added ~80 MB of RSS to a 6.2 M-synapse run (203
     MB above the baseline against 121 MB with one arena, estimate 73 MB). Called by ``python -m torchsnn.run``
     before any thread starts; a library user's process keeps its own setting. False where not applied."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, int(arenas)))
-    except (OSError, AttributeError):
-        return False
+    return _mallopt(M_ARENA_MAX, arenas, unless_env="MALLOC_ARENA_MAX")
 
 
 def fix_mmap_threshold(threshold_bytes: int = 1 << 20) -> bool:
@@ -232,9 +227,15 @@ def fix_mmap_threshold(threshold_bytes: int = 1 << 20) -> bool:
     36-143 MB for one 26 MB segment). Fixed, the peak RSS follows the live tensors the estimate counts. 1 MiB keeps
     small allocations (most of a block step's) on the heap. Called by ``python -m torchsnn.run``; a library
     user's process keeps its own setting. False where not applied."""
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    return _mallopt(M_MMAP_THRESHOLD, threshold_bytes, unless_env="MALLOC_MMAP_THRESHOLD_")
+
+
+def _mallopt(parameter: int, value: int, unless_env: str) -> bool:
+    """glibc's ``mallopt(parameter, value)`` unless the user set ``unless_env``; False where not applied (another
+    C library, or the user's own setting)."""
+    if unless_env in os.environ:
         return False
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)))
+        return bool(ctypes.CDLL("libc.so.6").mallopt(parameter, int(value)))
     except (OSError, AttributeError):
         return False
