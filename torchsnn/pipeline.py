@@ -146,8 +146,8 @@ def run_simulation(
         net.batch,
         net.block_steps,
     )
-    weights = WeightMonitor(round(float(logs.get("weights_every_ms", 100.0)) / net.dt_ms)) if net.estimators else None
-    every_ms = float(sim.get("checkpoint_every_ms", 0.0))
+    weights = WeightMonitor(round(float(logs["weights_every_ms"]) / net.dt_ms)) if net.estimators else None
+    every_ms = float(sim["checkpoint_every_ms"])
     checkpoints = (
         CheckpointWriter(
             run_dir / "checkpoints",
@@ -155,7 +155,7 @@ def run_simulation(
             net,
             built.generator,
             cfg,
-            int(sim.get("checkpoint_keep", 3)),
+            int(sim["checkpoint_keep"]),
         )
         if every_ms > 0
         else None
@@ -165,15 +165,15 @@ def run_simulation(
         duration_ms=sim["duration_ms"],
         transient_ms=sim["transient_ms"],
         generator=built.generator,
-        raster_neurons=sim.get("raster_neurons", 0),
-        raster_ms=sim.get("raster_ms", 1000.0),
-        voltage_every_ms=sim.get("voltage_every_ms", 1.0),
-        progress=logs.get("progress", True),
+        raster_neurons=sim["raster_neurons"],
+        raster_ms=sim["raster_ms"],
+        voltage_every_ms=sim["voltage_every_ms"],
+        progress=logs["progress"],
         callbacks=[tb] if tb else [],
-        callback_every_ms=logs.get("log_every_ms", 100.0),
+        callback_every_ms=logs["log_every_ms"],
         extra_monitors=[weights] if weights else [],
-        health_every_ms=float(sim.get("health_check_ms", 100.0)),
-        max_rate_fraction=float(sim.get("max_rate_fraction", 0.5)),
+        health_every_ms=float(sim["health_check_ms"]),
+        max_rate_fraction=float(sim["max_rate_fraction"]),
         checkpoints=checkpoints,
         resume=resume["simulation"] if resume else None,
         stop_requested=stop_requested,
