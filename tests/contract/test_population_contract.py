@@ -23,6 +23,7 @@ from torchsnn.meanfield.distributions import rate_distribution, sample_populatio
 from torchsnn.populations import NeuronPopulation
 from torchsnn.simulation import simulate
 
+pytestmark = pytest.mark.slow  # about 8 s on a 2-core CPU: two in-process runs per neuron config (conftest.py)
 NEURONS = sorted(p.stem for p in (CONF_DIR / "neuron").glob("*.yaml"))
 DURATION_MS, TRANSIENT_MS = 300.0, 100.0
 # the default network (hetero: configuration model, gamma in-degrees of mean 400 from E and 100 from I) at 400 + 100
