@@ -45,12 +45,12 @@ def schema_defaults() -> dict[str, list[tuple[str, Any]]]:
     return out
 
 
-def get_calls_with_literal_default() -> list[tuple[str, str, Any]]:
-    """(``file:line``, key, literal) for every ``x.get("key", literal)`` in the package."""
+def get_calls() -> list[tuple[str, str, ast.expr]]:
+    """(``file:line``, key, default expression) for every ``x.get("key", default)`` in the package."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if not (
+            if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "get"
@@ -58,12 +58,18 @@ def get_calls_with_literal_default() -> list[tuple[str, str, Any]]:
                 and isinstance(node.args[0], ast.Constant)
                 and isinstance(node.args[0].value, str)
             ):
-                continue
-            try:
-                literal = ast.literal_eval(node.args[1])
-            except ValueError:
-                continue  # a name or an expression (e.g. SIM.transient_ms): not a second literal
-            found.append((f"{path.relative_to(REPO).as_posix()}:{node.lineno}", node.args[0].value, literal))
+                found.append((f"{path.relative_to(REPO).as_posix()}:{node.lineno}", node.args[0].value, node.args[1]))
+    return found
+
+
+def get_calls_with_literal_default() -> list[tuple[str, str, Any]]:
+    """(``file:line``, key, literal) for every ``x.get("key", literal)`` in the package."""
+    found = []
+    for where, key, default in get_calls():
+        try:
+            found.append((where, key, ast.literal_eval(default)))
+        except ValueError:
+            continue  # a name or an expression (e.g. SIM.transient_ms): not a second literal
     return found
 
 
@@ -87,6 +93,17 @@ def test_every_literal_default_is_the_schema_default() -> None:
         if key in defaults and not any(_same(literal, value) for _, value in defaults[key]):
             wrong.append(f"{where}: .get({key!r}, {literal!r}) but {defaults[key]}")
     assert not wrong, "defaults written twice and disagreeing:\n" + "\n".join(wrong)
+
+
+def test_a_default_taken_from_the_schema_is_the_same_key() -> None:
+    """``sim.get("raster_ms", SIM.raster_neurons)`` would read the schema, but the wrong field."""
+    fields = {f.name for schema in SCHEMAS.values() for f in dataclasses.fields(schema)}
+    wrong = [
+        f"{where}: .get({key!r}, {ast.unparse(default)})"
+        for where, key, default in get_calls()
+        if isinstance(default, ast.Attribute) and default.attr in fields and default.attr != key
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_schema_defaults_agree_where_a_key_is_in_several_schemas() -> None:
