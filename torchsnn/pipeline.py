@@ -72,11 +72,10 @@ def plastic_projections(cfg: dict[str, Any]) -> list[str]:
 def run_theory(cfg: dict[str, Any], summary: dict[str, Any], scaffold: SparseScaffold | None) -> Theory:
     """Solve the mean-field equations of the network; predicted rate (and plastic weight) distributions; each
     realised neuron's predicted rate when the scaffold is wired."""
-    mf = cfg.get("meanfield") or {}
     t0 = time.perf_counter()
     model, result = solve_from_config(cfg, scaffold=scaffold)
     rng = np.random.default_rng(int(cfg["seed"]))
-    n = int(mf.get("samples", 200_000))
+    n = int(cfg["meanfield"]["samples"])
     samples = {name: sample_population(model, result.x, name, n, rng) for name in model.populations}
     rates = {name: rate_distribution(model, result.x, samples[name], name) for name in model.populations}
     weights = {}
@@ -146,8 +145,8 @@ def run_simulation(
         net.batch,
         net.block_steps,
     )
-    weights = WeightMonitor(round(float(logs.get("weights_every_ms", 100.0)) / net.dt_ms)) if net.estimators else None
-    every_ms = float(sim.get("checkpoint_every_ms", 0.0))
+    weights = WeightMonitor(round(float(logs["weights_every_ms"]) / net.dt_ms)) if net.estimators else None
+    every_ms = float(sim["checkpoint_every_ms"])
     checkpoints = (
         CheckpointWriter(
             run_dir / "checkpoints",
@@ -155,7 +154,7 @@ def run_simulation(
             net,
             built.generator,
             cfg,
-            int(sim.get("checkpoint_keep", 3)),
+            int(sim["checkpoint_keep"]),
         )
         if every_ms > 0
         else None
@@ -165,15 +164,15 @@ def run_simulation(
         duration_ms=sim["duration_ms"],
         transient_ms=sim["transient_ms"],
         generator=built.generator,
-        raster_neurons=sim.get("raster_neurons", 0),
-        raster_ms=sim.get("raster_ms", 1000.0),
-        voltage_every_ms=sim.get("voltage_every_ms", 1.0),
-        progress=logs.get("progress", True),
+        raster_neurons=sim["raster_neurons"],
+        raster_ms=sim["raster_ms"],
+        voltage_every_ms=sim["voltage_every_ms"],
+        progress=logs["progress"],
         callbacks=[tb] if tb else [],
-        callback_every_ms=logs.get("log_every_ms", 100.0),
+        callback_every_ms=logs["log_every_ms"],
         extra_monitors=[weights] if weights else [],
-        health_every_ms=float(sim.get("health_check_ms", 100.0)),
-        max_rate_fraction=float(sim.get("max_rate_fraction", 0.5)),
+        health_every_ms=float(sim["health_check_ms"]),
+        max_rate_fraction=float(sim["max_rate_fraction"]),
         checkpoints=checkpoints,
         resume=resume["simulation"] if resume else None,
         stop_requested=stop_requested,
@@ -240,7 +239,7 @@ def run(
     preflight(cfg)
     folder = RunFolder(run_dir, resuming=resume is not None, resumed_with=resumed_with(cfg))
     folder.acquire()
-    summary: dict[str, Any] = {"run": {"mode": cfg.get("mode", "compare"), "seed": cfg["seed"]}}
+    summary: dict[str, Any] = {"run": {"mode": cfg["mode"], "seed": cfg["seed"]}}
     stop = StopFlag(on_exit=lambda signum: folder.mark("interrupted", 128 + signum, signal=signal.Signals(signum).name))
     writes = Writes()
     try:
@@ -301,7 +300,7 @@ def run_steps(
     writes: Writes,
 ) -> None:
     """The steps of :func:`run` (``summary`` filled in place, ``summary['run']['phase']`` saying where it is)."""
-    mode = cfg.get("mode", "compare")
+    mode = cfg["mode"]
     phase = summary["run"]
     if mode == "study":
         phase["phase"] = "study"
@@ -317,7 +316,7 @@ def run_steps(
             summary["run"]["resume"] = cfg["resume"]
             if resumed_with(cfg):
                 summary["run"]["resumed_with"] = resumed_with(cfg)
-    tb = TensorBoardLogger(run_dir / "tensorboard") if logs.get("tensorboard", True) else None
+    tb = TensorBoardLogger(run_dir / "tensorboard") if logs["tensorboard"] else None
     plasticity = cfg.get("plasticity") or {}
     needs_prediction = bool(plastic_projections(cfg)) and "theory" in (
         plasticity.get("initial_traces"),
@@ -327,7 +326,7 @@ def run_steps(
     try:
         if mode in ("simulate", "compare"):
             phase["phase"] = "wiring"
-            device = resolve_device(cfg["simulation"].get("device", "auto"))
+            device = resolve_device(cfg["simulation"]["device"])
             memory = RunMemory(cfg, device)  # refuses too large a network; prints the estimate
             summary["run"]["memory_estimate_gib"] = memory.parts["total"] / 2**30
             scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
@@ -363,7 +362,7 @@ def run_steps(
             r_p = replica_r_p(cfg, sim.batch) if plastic_projections(cfg) else None
             matched = run_comparison(cfg, summary, sim, theory, r_p)
         writes.attempt("summary.json", lambda: write_json(run_dir / "summary.json", summary))
-        if logs.get("figures", True):
+        if logs["figures"]:
             writes.attempt(
                 "figures", lambda: write_figures(run_dir, cfg, sim, theory if mode != "simulate" else None, matched)
             )

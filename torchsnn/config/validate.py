@@ -7,9 +7,12 @@ from typing import Any
 
 import torch
 
+from torchsnn.config.schema import SimulationSchema
 from torchsnn.errors import ConfigError
 from torchsnn.kernels.backend import KINDS as BACKEND_KINDS
 from torchsnn.validation import check_finite, check_int, check_non_negative, check_positive, require
+
+SIM = SimulationSchema()  # the defaults of a simulation section that omits a key (one place: the schema)
 
 
 def validate_run_config(cfg: Mapping[str, Any]) -> None:
@@ -18,7 +21,7 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     sim = _section(cfg, "simulation")
     dt = check_positive("simulation.dt_ms", sim.get("dt_ms"))
     duration = check_positive("simulation.duration_ms", sim.get("duration_ms"))
-    transient = check_non_negative("simulation.transient_ms", sim.get("transient_ms", 0.0))
+    transient = check_non_negative("simulation.transient_ms", sim.get("transient_ms", SIM.transient_ms))
     require(
         transient < duration,
         "simulation.transient_ms",
@@ -26,14 +29,14 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
         f"must be below simulation.duration_ms ({duration}) so that a measurement window remains",
     )
     require(duration >= dt, "simulation.duration_ms", duration, f"must be at least one step (dt_ms = {dt})")
-    check_int("simulation.replicas", sim.get("replicas", 1), minimum=1)
-    check_int("simulation.raster_neurons", sim.get("raster_neurons", 0), minimum=0)
-    check_non_negative("simulation.raster_ms", sim.get("raster_ms", 1000.0))
-    check_non_negative("simulation.voltage_every_ms", sim.get("voltage_every_ms", 0.0))
-    check_non_negative("simulation.health_check_ms", sim.get("health_check_ms", 0.0))
-    check_non_negative("simulation.checkpoint_every_ms", sim.get("checkpoint_every_ms", 0.0))
-    check_int("simulation.checkpoint_keep", sim.get("checkpoint_keep", 3), minimum=1)
-    fraction = sim.get("max_rate_fraction", 0.5)
+    check_int("simulation.replicas", sim.get("replicas", SIM.replicas), minimum=1)
+    check_int("simulation.raster_neurons", sim.get("raster_neurons", SIM.raster_neurons), minimum=0)
+    check_non_negative("simulation.raster_ms", sim.get("raster_ms", SIM.raster_ms))
+    check_non_negative("simulation.voltage_every_ms", sim.get("voltage_every_ms", SIM.voltage_every_ms))
+    check_non_negative("simulation.health_check_ms", sim.get("health_check_ms", SIM.health_check_ms))
+    check_non_negative("simulation.checkpoint_every_ms", sim.get("checkpoint_every_ms", SIM.checkpoint_every_ms))
+    check_int("simulation.checkpoint_keep", sim.get("checkpoint_keep", SIM.checkpoint_keep), minimum=1)
+    fraction = sim.get("max_rate_fraction", SIM.max_rate_fraction)
     require(
         isinstance(fraction, (int, float)) and 0 < fraction <= 1,
         "simulation.max_rate_fraction",
@@ -42,15 +45,17 @@ def validate_run_config(cfg: Mapping[str, Any]) -> None:
     )
     if sim.get("threads") is not None:
         check_int("simulation.threads", sim["threads"], minimum=0)
-    validate_device("simulation.device", sim.get("device", "auto"))
-    backend = sim.get("backend", "auto")
+    validate_device("simulation.device", sim.get("device", SIM.device))
+    backend = sim.get("backend", SIM.backend)
     require(backend in BACKEND_KINDS, "simulation.backend", backend, f"must be one of {', '.join(BACKEND_KINDS)}")
     validate_logging(cfg.get("logging") or {}, dt)
     validate_meanfield(cfg.get("meanfield") or {})
     validate_transfers(cfg)
     validate_scaffold_group(cfg.get("scaffold") or {})
     validate_network(_section(cfg, "network"), dt)
-    validate_plasticity({**(cfg.get("plasticity") or {}), "_replicas": sim.get("replicas", 1)}, cfg["network"], dt)
+    validate_plasticity(
+        {**(cfg.get("plasticity") or {}), "_replicas": sim.get("replicas", SIM.replicas)}, cfg["network"], dt
+    )
 
 
 def validate_logging(logs: Mapping[str, Any], dt_ms: float) -> None:

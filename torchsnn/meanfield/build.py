@@ -230,7 +230,7 @@ def model_from_config(
                 int(mf.get("degree_order", 16)),
             )
         mu_ext, sigma_ext = drives[name].moments(pop.tau_m_ms) if name in drives else (0.0, 0.0)
-        ceiling = 1e3 / pop.tau_ref_ms if getattr(pop, "tau_ref_ms", 0.0) > 0 else 1000.0
+        ceiling = pop.max_rate_hz
         lam_ext, s3_ext, _, _ = drive_jumps(drives.get(name), pop.tau_m_ms)
         transfer = transfer_of(cfg, name, pop, drives.get(name))
         pops.append(PopulationTheory(name, transfer, pop.tau_m_ms, mu_ext, sigma_ext, nodes, ceiling, lam_ext, s3_ext))

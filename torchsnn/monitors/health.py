@@ -54,7 +54,7 @@ class HealthMonitor(Monitor):
                 )
             elapsed_s = (step - self.last_check) * net.dt_ms * 1e-3
             rate = float(self.spikes_since[name]) / (pop.size * pop.batch * elapsed_s)
-            ceiling = 1e3 / max(getattr(pop, "tau_ref_ms", 0.0), net.dt_ms)
+            ceiling = pop.max_rate_hz
             if rate > self.max_rate_fraction * ceiling:
                 raise SimulationAbortedError(
                     f"runaway activity: population {name} fires at {rate:.0f} Hz over the last "

@@ -1,4 +1,4 @@
-"""Base class of neuron populations: state, one clock-driven step, and the transfer function of the theory."""
+"""Base class of neuron populations: the contract (state, step, time constants, rate ceiling, theory hook)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,33 @@ from torchsnn.validation import check_int, check_positive
 
 
 class NeuronPopulation(nn.Module, ABC):
-    """A population of ``size`` neurons simulated as ``batch`` independent replicas.
+    r"""A population of ``size`` neurons simulated as ``batch`` independent replicas: the contract with the rest.
 
-    State tensors are buffers shaped (B, N) so that ``.to(device)`` and ``state_dict()`` carry them. Subclasses
-    implement :meth:`step` (the dynamics the simulator integrates) and :meth:`transfer_hz` (the stationary rate
-    phi(mu, sigma) the mean-field theory uses), so one class serves both engines.
+    What the simulator, the monitors and the mean-field theory rely on, and nothing else:
+
+    * **State.** ``v_mv``, the membrane potentials (B, N) float32 in mV, a buffer registered here (so
+      ``.to(device)`` and ``state_dict()`` carry it); the health and synchrony monitors and :attr:`batch` read it.
+      Further state (``refractory_left`` for LIF) is the subclass's own, also as (B, N) buffers.
+      :meth:`reset_state` allocates all of it for B replicas.
+    * **Dynamics.** :meth:`step` advances one clock step of length ``dt_ms`` and returns the spikes (B, N) bool;
+      :meth:`reference_block` runs it step by step, :meth:`run_block` hands it to a compiled backend.
+    * **Time constants.** :attr:`tau_m_ms` maps synaptic input to the theory's (mu, sigma):
+      ``mu = tau_m * sum_k K_k J_k nu_k``, ``sigma^2 = tau_m * sum_k K_k J_k^2 nu_k`` (theory §1);
+      :attr:`tau_ref_ms` is the refractory period.
+    * **Rate ceiling.** :attr:`max_rate_hz` ``= 1000 / max(tau_ref_ms, dt_ms)``: a clock-driven neuron fires at
+      most once per refractory period and once per step. The theory bounds its rates by it, the health monitor
+      calls a population runaway above a fraction of it.
+    * **Theory hook.** :meth:`transfer_hz` is phi(mu, sigma), the stationary rate (Hz) under white-noise input
+      (for LIF the Siegert formula, theory §5.1), finite and within [0, max_rate_hz].
+
+    Optional hooks, looked up with ``hasattr`` by those that can use them: ``transfer_parameters()`` (the LIF
+    parameters ``tau_m_ms, theta_mv, v_reset_mv, tau_ref_ms``; with it the mean field offers the ``finite_jump``
+    and Markov-chain transfers, without it only ``siegert`` through :meth:`transfer_hz`) and ``lif_parameters()``
+    (``decay, theta_mv, v_reset_mv, refractory_steps`` for the compiled numba / Triton kernels; without it a
+    population runs on the step-by-step reference path).
     """
+
+    v_mv: Tensor
 
     def __init__(self, name: str, size: int, dt_ms: float, excitatory: bool) -> None:
         super().__init__()
@@ -26,6 +47,7 @@ class NeuronPopulation(nn.Module, ABC):
         self.size = check_int("size", size, minimum=1)
         self.dt_ms = check_positive("dt_ms", dt_ms)
         self.excitatory = bool(excitatory)
+        self.register_buffer("v_mv", torch.zeros(1, self.size))
 
     @property
     def sign(self) -> float:
@@ -34,13 +56,20 @@ class NeuronPopulation(nn.Module, ABC):
 
     @property
     def batch(self) -> int:
+        """B, the number of replicas: the first dimension of ``v_mv``."""
         return int(self.v_mv.shape[0])
+
+    @property
+    def max_rate_hz(self) -> float:
+        """Rate ceiling ``1000 / max(tau_ref_ms, dt_ms)`` Hz: one spike per refractory period and per step."""
+        return 1e3 / max(self.tau_ref_ms, self.dt_ms)
 
     @abstractmethod
     def reset_state(
         self, batch: int, generator: torch.Generator | None = None, v_init_mv: Tensor | None = None
     ) -> None:
-        """Allocate (B, N) state: given voltages, or random ones drawn with ``generator``."""
+        """Allocate the (B, N) state for ``batch`` replicas: voltages ``v_init_mv`` (broadcast to (B, N)) or random
+        ones drawn with ``generator``; every other state variable at its rest value (not refractory)."""
 
     @abstractmethod
     def step(self, input_mv: Tensor) -> Tensor:
@@ -80,9 +109,15 @@ class NeuronPopulation(nn.Module, ABC):
 
     @abstractmethod
     def transfer_hz(self, mu_mv: Tensor, sigma_mv: Tensor) -> Tensor:
-        """Stationary firing rate (Hz) under white-noise input of mean ``mu_mv`` and std ``sigma_mv``."""
+        """phi(mu, sigma): the stationary firing rate (Hz) under white-noise input of mean ``mu_mv`` and std
+        ``sigma_mv`` (tensors of one shape; the result has it), finite, in [0, max_rate_hz]."""
 
     @property
     @abstractmethod
     def tau_m_ms(self) -> float:
-        """Membrane time constant; sets how synaptic input maps to (mu, sigma) in the theory."""
+        """Membrane time constant (ms); sets how synaptic input maps to (mu, sigma) in the theory."""
+
+    @property
+    @abstractmethod
+    def tau_ref_ms(self) -> float:
+        """Absolute refractory period (ms), a whole number of steps; 0 for none."""

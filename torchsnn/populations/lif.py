@@ -51,7 +51,7 @@ class LIFPopulation(NeuronPopulation):
         self.theta_mv = float(theta_mv)
         self.v_reset_mv = float(v_reset_mv)
         require(self.v_reset_mv < self.theta_mv, "v_reset_mv", v_reset_mv, f"must be below theta_mv ({theta_mv})")
-        self.tau_ref_ms = check_non_negative("tau_ref_ms", tau_ref_ms)
+        self._tau_ref_ms = check_non_negative("tau_ref_ms", tau_ref_ms)
         self.v_init_low_mv = self.v_reset_mv if v_init_low_mv is None else float(v_init_low_mv)
         self.v_init_high_mv = self.theta_mv if v_init_high_mv is None else float(v_init_high_mv)
         require(
@@ -68,12 +68,15 @@ class LIFPopulation(NeuronPopulation):
             tau_ref_ms,
             f"must be a whole number of time steps (dt_ms = {dt_ms}), as the theory uses it exactly",
         )
-        self.register_buffer("v_mv", torch.zeros(1, self.size))
         self.register_buffer("refractory_left", torch.zeros(1, self.size, dtype=torch.int32))
 
     @property
     def tau_m_ms(self) -> float:
         return self._tau_m_ms
+
+    @property
+    def tau_ref_ms(self) -> float:
+        return self._tau_ref_ms
 
     def reset_state(
         self, batch: int, generator: torch.Generator | None = None, v_init_mv: Tensor | None = None
