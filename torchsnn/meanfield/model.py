@@ -159,6 +159,7 @@ class NodeRates:
     mu_mv: Tensor
     sigma_mv: Tensor
     multiple_roots: int = 0
+    variance_factor: Tensor | None = None  # F of the output trains (regularity.py; None: Poisson, F = 1)
 
 
 class MeanFieldModel:
@@ -314,7 +315,10 @@ class MeanFieldModel:
         jumps = (lam[:, None], s3[:, None]) if pop.needs_jumps else ()
         if not dependent:
             sigma_n = _smooth_sqrt(s2_n)
-            return NodeRates(pop.transfer_hz(mu_n, sigma_n, *jumps), mu_n, sigma_n)
+            nu_n = pop.transfer_hz(mu_n, sigma_n, *jumps)
+            renewal = getattr(pop.transfer_hz, "variance_factor", None)  # input_statistics = renewal
+            factor = renewal(nu_n, mu_n, sigma_n, *jumps) if renewal is not None else None
+            return NodeRates(nu_n, mu_n, sigma_n, variance_factor=factor)
         terms = []  # (post factor, value (n, g), goes to mu?)
         col = 2
         for i, block, kb, m, c in dependent:
@@ -426,6 +430,8 @@ class MeanFieldModel:
         star = torch.as_tensor(nodes.star_prob(block.post), dtype=torch.float64)
         omega = star[:, None] * self._gauss[block.pre][1][None, :]
         u = block.features(rates.nu_hz)
+        if rates.variance_factor is not None:  # renewal input statistics: sigma features x F of the pre node
+            u = u[: len(block.mu_pre)] + [ud * rates.variance_factor for ud in u[len(block.mu_pre) :]]
         means = torch.stack([(omega * ud).sum() for ud in u])
         d = len(u)
         rows, cols = torch.triu_indices(d, d)
