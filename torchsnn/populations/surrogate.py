@@ -151,4 +151,75 @@ class PoissonSurrogateDrive(ExternalDrive):
         return float(m["mu_mv"].mean()), float(m["sigma_mv"].pow(2).mean().sqrt())
 
 
-__all__ = ["PoissonSurrogateDrive", "invert_rows", "surrogate_table"]
+def gamma_renewal_input(
+    pre_index: np.ndarray,
+    post_index: np.ndarray,
+    rates_hz: np.ndarray,
+    cv: np.ndarray,
+    weight_mv: float,
+    n_post: int,
+    n_steps: int,
+    dt_ms: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    r"""Input (n_steps, n_post) float32 (mV per step) from one independent stationary gamma renewal train per edge
+    (pre j -> post i) with the presynaptic neuron's rate nu_j and ISI CV c_j (shape k = 1/c^2, scale 1/(k nu)).
+
+    Stationary from t = 0: the first event lies at U L, U ~ U(0, 1), L ~ Gamma(k + 1, scale) (the length-biased
+    interval that covers t = 0, so the first wait is the forward recurrence time); then ISIs ~ Gamma(k, scale).
+    Each event adds ``weight_mv`` in its time step. Memory: one float64 per (step, post neuron) while summing."""
+    duration_ms = n_steps * dt_ms
+    nu = np.asarray(rates_hz, dtype=np.float64)[pre_index]
+    keep = nu > 0
+    post = np.asarray(post_index, dtype=np.int64)[keep]
+    nu = nu[keep]
+    shape = 1.0 / np.clip(np.asarray(cv, dtype=np.float64)[pre_index][keep], 0.05, 5.0) ** 2
+    scale_ms = 1e3 / (shape * nu)
+    t = rng.uniform(size=nu.size) * rng.gamma(shape + 1.0, scale_ms)
+    steps, targets = [], []
+    active = np.nonzero(t < duration_ms)[0]
+    while active.size:
+        steps.append((t[active] / dt_ms).astype(np.int64))
+        targets.append(post[active])
+        t[active] += rng.gamma(shape[active], scale_ms[active])
+        active = active[t[active] < duration_ms]
+    flat = np.concatenate(steps) * n_post + np.concatenate(targets) if steps else np.zeros(0, np.int64)
+    counts = np.bincount(flat, minlength=n_steps * n_post)
+    return (weight_mv * counts.reshape(n_steps, n_post)).astype(np.float32)
+
+
+class PrecomputedDrive(ExternalDrive):
+    """``base`` drive plus a precomputed input (n_steps, N) in mV, handed out block after block from step 0 (one
+    replica; the network asks each drive for consecutive blocks). Past its end it adds nothing."""
+
+    def __init__(self, input_mv: np.ndarray, base: ExternalDrive | None = None) -> None:
+        super().__init__()
+        self.input_mv = torch.from_numpy(np.ascontiguousarray(input_mv, dtype=np.float32))
+        self.base = base if base is not None else NoDrive()
+        self.cursor = 0
+        self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
+
+    def bind(self, tau_m_ms: float, dt_ms: float) -> None:
+        super().bind(tau_m_ms, dt_ms)
+        self.base.bind(tau_m_ms, dt_ms)
+
+    def sample_block(
+        self,
+        n_steps: int,
+        batch: int,
+        size: int,
+        generator: torch.Generator | None,
+        backend: Backend | None = None,
+    ) -> Tensor:
+        require(batch == 1 and size == self.input_mv.shape[1], "size", (batch, size), "one replica, N neurons")
+        out = self.base.sample_block(n_steps, batch, size, generator, backend)
+        part = self.input_mv[self.cursor : self.cursor + n_steps]
+        self.cursor += n_steps
+        out[: part.shape[0], 0] += part.to(out.device)
+        return out
+
+    def moments(self, tau_m_ms: float) -> tuple[float, float]:
+        return self.base.moments(tau_m_ms)
+
+
+__all__ = ["PoissonSurrogateDrive", "PrecomputedDrive", "gamma_renewal_input", "invert_rows", "surrogate_table"]

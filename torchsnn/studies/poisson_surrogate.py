@@ -28,19 +28,21 @@ from torchsnn.meanfield.transfers import make_transfer
 from torchsnn.network import Network
 from torchsnn.outputs import write_json
 from torchsnn.pipeline import run_comparison, run_theory
-from torchsnn.populations.surrogate import PoissonSurrogateDrive
+from torchsnn.populations.surrogate import PoissonSurrogateDrive, PrecomputedDrive, gamma_renewal_input
 from torchsnn.simulation import simulate
 from torchsnn.studies.base import Study
 from torchsnn.validation import require
 
+MAX_PRECOMPUTED = 2 * 10**8  # steps x neurons of a precomputed renewal input (float64 while summed: 1.6 GB)
 
-def measured_rates(folder: Path) -> dict[str, np.ndarray]:
-    """Per population the rates (Hz) of ``neurons.csv`` (replica 0), in neuron order."""
+
+def measured_rates(folder: Path, column: str = "rate_hz") -> dict[str, np.ndarray]:
+    """Per population the ``column`` (rate_hz, cv_isi) of ``neurons.csv`` (replica 0), in neuron order."""
     out: dict[str, list[tuple[int, float]]] = {}
     with (folder / "neurons.csv").open() as fh:
         for row in csv.DictReader(fh):
             if int(row["replica"]) == 0:
-                out.setdefault(row["population"], []).append((int(row["neuron"]), float(row["rate_hz"])))
+                out.setdefault(row["population"], []).append((int(row["neuron"]), float(row[column])))
     return {name: np.array([r for _, r in sorted(rows)]) for name, rows in out.items()}
 
 
@@ -63,10 +65,14 @@ def presynaptic_sums(cfg: dict[str, Any], scaffold: Any, rates: dict[str, np.nda
 
 
 class PoissonSurrogate(Study):
-    """The network and its Poisson surrogate at every r of ``r_values`` (static projections only)."""
+    """The network and its Poisson surrogate at every r of ``r_values`` (static projections only). With
+    ``renewal_surrogate`` also a surrogate of independent gamma renewal trains per edge at each presynaptic
+    neuron's measured rate and ISI CV (regularity without correlations; the input is precomputed, so small
+    networks only: steps x neurons <= MAX_PRECOMPUTED)."""
 
-    def __init__(self, r_values: list[float] = (0.0,)) -> None:
+    def __init__(self, r_values: list[float] = (0.0,), renewal_surrogate: bool = False) -> None:
         self.r_values = [float(r) for r in r_values]
+        self.renewal_surrogate = bool(renewal_surrogate)
 
     def run(self, cfg: Any, run_dir: Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +85,11 @@ class PoissonSurrogate(Study):
             t1 = time.perf_counter()
             surrogate, single = self.surrogate_run(plain, run_dir / f"real_r{r:+.1f}", run_dir / f"surr_r{r:+.1f}")
             timings[f"r{r:+.1f}"] = {"real_s": t1 - t0, "surrogate_s": time.perf_counter() - t1}
+            renewal = None
+            if self.renewal_surrogate:
+                t2 = time.perf_counter()
+                renewal = self.renewal_run(plain, run_dir / f"real_r{r:+.1f}", run_dir / f"renewal_r{r:+.1f}")
+                timings[f"r{r:+.1f}"]["renewal_surrogate_s"] = time.perf_counter() - t2
             for pop, th in real["theory"].items():
                 c_real, c_sur = real["comparison"][pop], surrogate["comparison"][pop]
                 err_real, err_sur = c_real["mean_rel_error"], c_sur["mean_rel_error"]
@@ -103,6 +114,15 @@ class PoissonSurrogate(Study):
                         **{f"single_{k}": v for k, v in single[pop].items()},
                     }
                 )
+                if renewal is not None:
+                    c_ren, s_ren = renewal["comparison"][pop], renewal["simulation"][pop]
+                    rows[-1].update(
+                        renewal_mean_hz=s_ren["rate_mean_hz"],
+                        renewal_mean_error=c_ren["mean_rel_error"],
+                        renewal_ks=c_ren["ks"],
+                        renewal_cv_isi=s_ren["cv_isi_mean"],
+                        renewal_chi=s_ren["chi"],
+                    )
         summary = {"study": "poisson_surrogate", "rows": rows, "timings_s": timings}
         write_json(run_dir / "summary.json", summary)
         write_report(
@@ -162,6 +182,48 @@ class PoissonSurrogate(Study):
             **{f"theory_{n}": theory.neuron_rates_hz[n] for n in populations},
         )
         return summary, single
+
+    def renewal_run(self, cfg: dict[str, Any], real_dir: Path, folder: Path) -> dict[str, Any]:
+        """Independent gamma trains per edge at the measured rates and CVs (NaN CV: 1); compare with the theory."""
+        folder.mkdir(parents=True, exist_ok=True)
+        seeds = Seeds.from_seed(int(cfg["seed"]))
+        scaffold = build_scaffold(cfg, seeds.scaffold)
+        rates, cvs = measured_rates(real_dir), measured_rates(real_dir, "cv_isi")
+        summary: dict[str, Any] = {"run": {"mode": "renewal_surrogate"}}
+        theory = run_theory(cfg, summary, scaffold)
+        populations, drives = build_populations(cfg)
+        sim_cfg = cfg["simulation"]
+        dt = float(sim_cfg["dt_ms"])
+        n_steps = round(float(sim_cfg["duration_ms"]) / dt)
+        rng = np.random.default_rng(int(cfg["seed"]) + 2)
+        inputs = {}
+        for p in cfg["network"]["projections"].values():
+            post, pre = p["post"], p["pre"]
+            require(n_steps * populations[post].size <= MAX_PRECOMPUTED, "renewal_surrogate", True, "small networks")
+            block = scaffold.block(post, pre)
+            cv = np.where(np.isfinite(cvs[pre]), cvs[pre], 1.0)
+            w = populations[pre].sign * float(p["weight_mv"])
+            part = gamma_renewal_input(
+                block.pre_index().numpy(), block.post_index.numpy(), rates[pre], cv, w, block.n_post, n_steps, dt, rng
+            )
+            inputs[post] = part if post not in inputs else inputs[post] + part
+        net_drives = {name: PrecomputedDrive(inputs[name], drives.get(name)) for name in populations}
+        net = Network(populations, net_drives, {}, dt, backend=sim_cfg.get("backend", "auto"))
+        generator = torch.Generator()
+        generator.manual_seed(seeds.dynamics + 2)
+        net.reset(1, generator)
+        sim = simulate(
+            net,
+            duration_ms=sim_cfg["duration_ms"],
+            transient_ms=sim_cfg["transient_ms"],
+            generator=generator,
+            progress=False,
+        )
+        summary["simulation"] = sim.summary()
+        run_comparison(cfg, summary, sim, theory)
+        write_json(folder / "summary.json", summary)
+        np.savez(folder / "rates.npz", **{f"renewal_{n}": sim.rates_hz(n)[0].numpy() for n in populations})
+        return summary
 
     @staticmethod
     def single_neuron(cfg: dict[str, Any], pop: Any, base: Any, drive: PoissonSurrogateDrive, simulated: np.ndarray):
