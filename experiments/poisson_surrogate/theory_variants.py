@@ -1,6 +1,6 @@
 """Several theories against one finished simulation (its neurons.csv), without simulating again.
 
-    python experiments/poisson_surrogate/theory_variants.py RUN_DIR OVERRIDE... [--open-loop]
+    python experiments/poisson_surrogate/theory_variants.py RUN_DIR OVERRIDE... [--open-loop | --open-loop-only]
 
 RUN_DIR holds the neurons.csv of a run made with the Hydra OVERRIDEs given (e.g. ``+experiment=hetero_static
 scaffold.r=0.5``); the scaffold is rewired from the same seed (its in-degrees are checked against neurons.csv).
@@ -32,7 +32,12 @@ from torchsnn.pipeline import run_theory
 from torchsnn.studies.poisson_surrogate import measured_rates, presynaptic_sums
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-VARIANTS = [("siegert", "poisson"), ("finite_jump", "poisson"), ("finite_jump", "renewal")]
+VARIANTS = [
+    ("siegert", "poisson"),
+    ("finite_jump", "poisson"),
+    ("finite_jump", "renewal"),
+    ("finite_jump", "renewal_adiabatic"),
+]
 
 
 def config(overrides: list[str]) -> dict:
@@ -79,7 +84,12 @@ def open_loop(cfg: dict, scaffold, rates: dict[str, np.ndarray]) -> list[dict]:
         mu0, sigma0 = drives[name].moments(pop.tau_m_ms)
         j = torch.tensor(sums[name]["jumps_mv"], dtype=torch.float64)[:, None]
         lam = sums[name]["rates_hz"]
-        inputs[name] = (mu0 + tau_s * (j * lam).sum(0), sigma0**2, lam_ext + lam.sum(0), s3_ext + tau_s * (j**3 * lam).sum(0))
+        inputs[name] = (
+            mu0 + tau_s * (j * lam).sum(0),
+            sigma0**2,
+            lam_ext + lam.sum(0),
+            s3_ext + tau_s * (j**3 * lam).sum(0),
+        )
         renewal_cfg = {**cfg, "meanfield": {**cfg["meanfield"], "input_statistics": "renewal"}}
         transfers[name] = transfer_of(renewal_cfg, name, pop, drives.get(name))
     # F_j of every neuron at its own (Poisson-variance) input, then each neuron's sigma^2 with its inputs' F_j
@@ -93,9 +103,19 @@ def open_loop(cfg: dict, scaffold, rates: dict[str, np.ndarray]) -> list[dict]:
         rows = []
         for name in populations:
             mu, s2_ext, lam, s3 = inputs[name]
-            for stats in ("poisson", "renewal"):
-                s2 = s2_ext + poisson_variance(cfg, name, scaffold, rates, factor if stats == "renewal" else None)
-                nu = transfers[name](mu, s2.sqrt(), lam, s3).numpy()
+            s2_poisson = s2_ext + poisson_variance(cfg, name, scaffold, rates, None)
+            s2_renewal = s2_ext + poisson_variance(cfg, name, scaffold, rates, factor)
+            for stats in ("poisson", "renewal", "renewal_quasi_static"):
+                if stats == "renewal_quasi_static":  # the deficit of Var V as a slow (adiabatic) change of mu:
+                    # nu = phi + 1/2 phi_mumu Var_slow, Var_slow = (s2_renewal - s2_poisson) / 2 < 0, by the
+                    # 3-point rule exact for quadratic phi: 2 phi(mu) - (phi(mu + h) + phi(mu - h)) / 2, h^2 = -Var_slow
+                    h = ((s2_poisson - s2_renewal).clamp(min=0) / 2).sqrt()
+                    sig = s2_poisson.sqrt()
+                    phi = [transfers[name](mu + k * h, sig, lam, s3) for k in (0, 1, -1)]
+                    nu = (2 * phi[0] - 0.5 * (phi[1] + phi[2])).numpy()
+                else:
+                    s2 = s2_renewal if stats == "renewal" else s2_poisson
+                    nu = transfers[name](mu, s2.sqrt(), lam, s3).numpy()
                 sim = rates[name]
                 rows.append(
                     {
@@ -129,7 +149,7 @@ def poisson_variance(cfg: dict, post: str, scaffold, rates: dict[str, np.ndarray
 
 def main(argv: list[str]) -> None:
     run_dir, rest = Path(argv[0]), argv[1:]
-    overrides = [a for a in rest if a != "--open-loop"]
+    overrides = [a for a in rest if not a.startswith("--open-loop")]
     cfg = config(overrides)
     scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
     rates = measured_rates(run_dir)
@@ -141,8 +161,10 @@ def main(argv: list[str]) -> None:
             col = header.index(f"in_degree_from_{pre}") - 1
             pops = np.genfromtxt(run_dir / "neurons.csv", delimiter=",", skip_header=1, usecols=0, dtype=str)
             assert np.array_equal(table[pops == name, col].astype(int), k.numpy()), f"scaffold differs ({name}<-{pre})"
-    out = {"overrides": overrides, "closed_loop": closed_loop(cfg, scaffold, rates)}
-    if "--open-loop" in rest:
+    out = {"overrides": overrides}
+    if "--open-loop-only" not in rest:
+        out["closed_loop"] = closed_loop(cfg, scaffold, rates)
+    if any(a.startswith("--open-loop") for a in rest):
         out["open_loop"] = open_loop(cfg, scaffold, rates)
     write_json(run_dir / "theory_variants.json", out)
     print(json.dumps(out, indent=1))

@@ -75,7 +75,7 @@ MEANFIELD_INTS: dict[str, tuple[int, int]] = {
     "samples": (2, 10**8),
 }
 MEANFIELD_DEGREES = ("auto", "laws", "scaffold")
-INPUT_STATISTICS = ("poisson", "renewal")  # torchsnn.meanfield.regularity.INPUT_STATISTICS
+INPUT_STATISTICS = ("poisson", "renewal", "renewal_adiabatic")  # torchsnn.meanfield.regularity.INPUT_STATISTICS
 
 
 TRANSFER_KINDS = ("siegert", "finite_jump")  # torchsnn.meanfield.transfers.TRANSFERS (not imported: kept light)
