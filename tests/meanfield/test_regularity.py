@@ -121,23 +121,57 @@ def small_network(*extra: str) -> dict:
     )
 
 
-def test_poisson_limit_gives_back_the_poisson_theory(monkeypatch):
+@pytest.mark.parametrize("kind", ["renewal", "renewal_adiabatic"])
+def test_poisson_limit_gives_back_the_poisson_theory(monkeypatch, kind):
     """With every output train's F forced to the Poisson value (F from f^ = nu / (nu + 1/tau_m), i.e. CV -> 1),
-    the renewal model's map F(x) is the Poisson model's, to rounding; with the LIF's own F it differs."""
+    the renewal model's map F(x) is the Poisson model's, to rounding (renewal_adiabatic: its extra moment per
+    block, E*[w^2 nu (F - 1)], is then 0 and the other entries equal); with the LIF's own F it differs."""
     from torchsnn.meanfield.build import model_from_config
 
     poisson = model_from_config(small_network())
-    renewal = model_from_config(small_network("meanfield.input_statistics=renewal"))
-    x = poisson.moments_at_rates({"E": 5.0, "I": 15.0})
+    renewal = model_from_config(small_network(f"meanfield.input_statistics={kind}"))
+    x_p = poisson.moments_at_rates({"E": 5.0, "I": 15.0})
+    x_r = renewal.moments_at_rates({"E": 5.0, "I": 15.0})
+    keep = torch.cat(
+        [
+            torch.arange(sl.start, sl.start + (p.stop - p.start))
+            for sl, p in zip(renewal.block_slices, poisson.block_slices, strict=True)
+        ]
+    )
+    torch.testing.assert_close(x_r[keep], x_p)
     with torch.no_grad():
-        f_poisson, f_renewal = poisson.F(x), renewal.F(x)
-        assert float((f_renewal - f_poisson).abs().max()) > 1e-3 * float(f_poisson.abs().max())
+        f_poisson, f_renewal = poisson.F(x_p), renewal.F(x_r)
+        extra = torch.ones_like(f_renewal, dtype=torch.bool)
+        extra[keep] = False
+        changed = torch.cat([(f_renewal[keep] - f_poisson) / renewal.scales()[keep], f_renewal[extra]])
+        assert float(changed.abs().max()) > 1e-3
         monkeypatch.setattr(
             regularity.RenewalTransfer,
             "variance_factor",
             lambda self, nu, mu, sigma, *a: renewal_variance_factor(nu, poisson_laplace(nu, self.tau_m_ms), TAU),
         )
-        torch.testing.assert_close(renewal.F(x), f_poisson, rtol=1e-12, atol=1e-15)
+        f_limit = renewal.F(x_r)
+        torch.testing.assert_close(f_limit[keep], f_poisson, rtol=1e-12, atol=1e-15)
+        assert float(f_limit[extra].abs().sum()) == 0.0
+
+
+def test_adiabatic_rule_is_the_second_order_expansion():
+    """phi + (1/2) phi_mumu v (autograd's second derivative) for small slow variances v = D / 2 of either sign,
+    and exactly phi at D = 0."""
+    from torchsnn.meanfield.transfers import make_transfer
+
+    lif = {"tau_m_ms": TAU, "theta_mv": THETA, "v_reset_mv": V_R, "tau_ref_ms": REF}
+    t = regularity.RenewalTransfer(make_transfer("siegert", lif, 0.1), adiabatic=True)
+    mu = torch.tensor([12.0, 15.0, 19.0], dtype=f64, requires_grad=True)
+    sigma = torch.tensor([4.0, 3.0, 5.0], dtype=f64)
+    phi = t.base.rate_hz(mu, sigma)
+    (g,) = torch.autograd.grad(phi.sum(), mu, create_graph=True)
+    (g2,) = torch.autograd.grad(g.sum(), mu)
+    with torch.no_grad():
+        assert torch.equal(t.adiabatic_rate_hz(mu, sigma, torch.zeros(3, dtype=f64)), t.base.rate_hz(mu, sigma))
+        for d in (-0.02, 0.02):
+            got = t.adiabatic_rate_hz(mu, sigma, torch.full((3,), d, dtype=f64)) - phi
+            torch.testing.assert_close(got, 0.5 * g2 * d / 2, rtol=2e-3, atol=0)
 
 
 def test_renewal_model_solves_and_lowers_the_rates():

@@ -11,7 +11,7 @@ import torch
 from torchsnn.meanfield.markov import markov_rate_hz
 from torchsnn.network import Network
 from torchsnn.populations import LIFPopulation, PoissonDrive
-from torchsnn.populations.surrogate import PoissonSurrogateDrive, invert_rows, surrogate_table
+from torchsnn.populations.surrogate import PoissonSurrogateDrive, gamma_renewal_input, invert_rows, surrogate_table
 from torchsnn.simulation import simulate
 
 LIF = {"tau_m_ms": 20.0, "theta_mv": 20.0, "v_reset_mv": 10.0, "tau_ref_ms": 2.0}
@@ -69,6 +69,23 @@ def test_unconnected_neurons_fire_at_the_exact_poisson_rate():
         got = sim[part * half : (part + 1) * half].mean()
         se = np.sqrt(exact / (half * window_s))
         assert abs(got - exact) <= 0.01 * exact + 4 * se, (part, got, exact, se)
+
+
+def test_gamma_renewal_input_is_stationary_with_the_right_rate():
+    """Two post neurons, 300 edges each from presynaptic neurons at 8 Hz (CV 0.5) and 2 Hz (CV 1.5), 20 s: the
+    mean input per step is w sum nu dt in the first and the last quarter alike (stationary from t = 0: the
+    length-biased first interval), within 4 standard errors of the counts."""
+    rng = np.random.default_rng(2)
+    pre = np.arange(600) % 300
+    post = np.repeat([0, 1], 300)
+    rates = np.where(np.arange(300) < 150, 8.0, 2.0)
+    cv = np.where(np.arange(300) < 150, 0.5, 1.5)
+    x = gamma_renewal_input(pre, post, rates, cv, 0.25, 2, 200_000, 0.1, rng)
+    expected = 0.25 * rates.sum() * 1e-4
+    for part in (x[:50_000], x[-50_000:]):
+        count = part.sum(0) / 0.25
+        se = np.sqrt(expected / 0.25 * 50_000 * 1.5**2)  # count variance <= CV_max^2 x mean (renewal Fano)
+        assert np.all(np.abs(count - expected / 0.25 * 50_000) < 4 * se), (count, expected / 0.25 * 50_000)
 
 
 def test_surrogate_drive_checks_its_input():
