@@ -152,7 +152,7 @@ def test_poisson_limit_gives_back_the_poisson_theory(monkeypatch, kind):
         )
         f_limit = renewal.F(x_r)
         torch.testing.assert_close(f_limit[keep], f_poisson, rtol=1e-12, atol=1e-15)
-        assert float(f_limit[extra].abs().sum()) == 0.0
+        assert float(f_limit[extra].abs().max()) < 1e-14 if extra.any() else True  # F - 1 = 0 to rounding
 
 
 def test_adiabatic_rule_is_the_second_order_expansion():
