@@ -15,7 +15,9 @@ change of variance as white noise). The deficit lies at lags up to the presynapt
 against tau_m: ``renewal_adiabatic`` keeps sigma^2 Poisson and takes the change of Var V, D / 2 with
 D = tau_m sum w^2 nu (F - 1), as a slow fluctuation of mu (rate phi + phi_mumu D / 4, the neuron following it
 adiabatically). Measured open loop (each neuron at its measured input) on hetero_static: Poisson -9 %, renewal
-+7 %, renewal_adiabatic -3 % (E); see experiments/poisson_surrogate/README.md.
++7 %, renewal_adiabatic -3 % (E); see experiments/poisson_surrogate/README.md. Populations whose rates are
+implicit (pre-and-post rules, model._implicit_rates) keep F = 1 for their output trains; the quenched spread of
+D across neurons of equal in-degrees is neglected (only its mean K E*[w^2 nu (F - 1)] enters).
 
 **ISI transform of the LIF at p = 1/tau_m.** For tau_m dV = (mu - V) dt + sigma sqrt(tau_m) dW, threshold theta,
 reset V_r and dead time tau_ref, u(y) = E_y[exp(-p T)] (y = (V - mu) / sigma) solves u'' - 2 y u' - 2 p tau_m u = 0
