@@ -157,7 +157,7 @@ def test_poisson_limit_gives_back_the_poisson_theory(monkeypatch, kind):
 
 def test_adiabatic_rule_is_the_second_order_expansion():
     """phi + (1/2) phi_mumu v (autograd's second derivative) for small slow variances v = D / 2 of either sign,
-    and exactly phi at D = 0."""
+    exactly phi at D = 0, and positive for a strongly sub-threshold neuron where phi + (1/2) phi_mumu v < 0."""
     from torchsnn.meanfield.transfers import make_transfer
 
     lif = {"tau_m_ms": TAU, "theta_mv": THETA, "v_reset_mv": V_R, "tau_ref_ms": REF}
@@ -172,6 +172,8 @@ def test_adiabatic_rule_is_the_second_order_expansion():
         for d in (-0.02, 0.02):
             got = t.adiabatic_rate_hz(mu, sigma, torch.full((3,), d, dtype=f64)) - phi
             torch.testing.assert_close(got, 0.5 * g2 * d / 2, rtol=2e-3, atol=0)
+        low = (torch.tensor([12.0], dtype=f64), torch.tensor([3.0], dtype=f64), torch.tensor([-2.0], dtype=f64))
+        assert 0.0 < float(t.adiabatic_rate_hz(*low)) < float(t.base.rate_hz(*low[:2]))
 
 
 def test_renewal_model_solves_and_lowers_the_rates():

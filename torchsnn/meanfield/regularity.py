@@ -13,7 +13,7 @@ correction replaces each input's nu w^2 in sigma^2 = tau_m sum w^2 nu by nu w^2 
 diffusion approximation with the free-membrane variance of renewal input, no fitted constant (``renewal``: the
 change of variance as white noise). The deficit lies at lags up to the presynaptic ISI (100-200 ms here), slow
 against tau_m: ``renewal_adiabatic`` keeps sigma^2 Poisson and takes the change of Var V, D / 2 with
-D = tau_m sum w^2 nu (F - 1), as a slow fluctuation of mu (rate phi + phi_mumu D / 4, the neuron following it
+D = tau_m sum w^2 nu (F - 1), as a slow fluctuation of mu (rate phi exp(phi_mumu D / (4 phi)), the neuron following it
 adiabatically). Measured open loop (each neuron at its measured input) on hetero_static: Poisson -9 %, renewal
 +7 %, renewal_adiabatic -3 % (E); see experiments/poisson_surrogate/README.md. Populations whose rates are
 implicit (pre-and-post rules, model._implicit_rates) keep F = 1 for their output trains; the quenched spread of
@@ -107,15 +107,18 @@ class RenewalTransfer:
     def adiabatic_rate_hz(
         self, mu_mv: Tensor, sigma_mv: Tensor, deficit_mv2: Tensor, lam_hz: Tensor | None = None, s3=None
     ) -> Tensor:
-        """nu = phi + (1/2) phi_mumu v with v = D / 2 the slow part of Var V (negative for regular trains), by the
-        3-point rule phi + (c / 2) (phi(mu + h) + phi(mu - h) - 2 phi(mu)), h^2 = |v| + eps, c = v / h^2 (exact
-        for quadratic phi); phi at the threshold of the unshifted input (finite jumps: its own shift)."""
+        """nu = phi exp(a / phi), a = (1/2) phi_mumu v, v = D / 2 the slow part of Var V (negative for regular
+        trains): phi + a to first order in v, and positive where the expansion is large (strongly sub-threshold
+        neurons, where phi + a alone can turn negative). a by the 3-point rule (c / 2) (phi(mu + h) + phi(mu - h)
+        - 2 phi(mu)), h^2 = |v| + eps, c = v / h^2 (exact for quadratic phi); phi at the threshold of the unshifted
+        input (finite jumps: its own shift)."""
         theta = self.threshold_mv(mu_mv, sigma_mv, lam_hz, s3)
         v = deficit_mv2 / 2.0
         h2 = v.abs() + ADIABATIC_EPS_MV2
         h = torch.sqrt(h2)
         phi0, up, down = (self.base.rate_hz(mu_mv + k * h, sigma_mv, theta) for k in (0.0, 1.0, -1.0))
-        return phi0 + 0.5 * (v / h2) * (up + down - 2.0 * phi0)
+        a = 0.5 * (v / h2) * (up + down - 2.0 * phi0)
+        return phi0 * torch.exp(a / phi0.clamp(min=1e-300))
 
     def variance_factor(
         self, nu_hz: Tensor, mu_mv: Tensor, sigma_mv: Tensor, lam_hz: Tensor | None = None, s3: Tensor | None = None
