@@ -1,6 +1,7 @@
 """Several theories against one finished simulation (its neurons.csv), without simulating again.
 
     python experiments/poisson_surrogate/theory_variants.py RUN_DIR OVERRIDE... [--open-loop | --open-loop-only]
+        [--only=STATS]
 
 RUN_DIR holds the neurons.csv of a run made with the Hydra OVERRIDEs given (e.g. ``+experiment=hetero_static
 scaffold.r=0.5``); the scaffold is rewired from the same seed (its in-degrees are checked against neurons.csv).
@@ -45,10 +46,12 @@ def config(overrides: list[str]) -> dict:
         return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
 
 
-def closed_loop(cfg: dict, scaffold, rates: dict[str, np.ndarray]) -> list[dict]:
+def closed_loop(cfg: dict, scaffold, rates: dict[str, np.ndarray], only: str | None = None) -> list[dict]:
     window_s = (cfg["simulation"]["duration_ms"] - cfg["simulation"]["transient_ms"]) * 1e-3
     rows = []
     for transfer, stats in VARIANTS:
+        if only is not None and stats != only:
+            continue
         variant = {**cfg, "neuron": {**cfg["neuron"], "transfer": transfer}}
         variant["meanfield"] = {**cfg["meanfield"], "input_statistics": stats}
         t0 = time.perf_counter()
@@ -154,7 +157,8 @@ def poisson_variance(cfg: dict, post: str, scaffold, rates: dict[str, np.ndarray
 
 def main(argv: list[str]) -> None:
     run_dir, rest = Path(argv[0]), argv[1:]
-    overrides = [a for a in rest if not a.startswith("--open-loop")]
+    only = next((a.split("=", 1)[1] for a in rest if a.startswith("--only=")), None)
+    overrides = [a for a in rest if not a.startswith("--")]
     cfg = config(overrides)
     scaffold = build_scaffold(cfg, Seeds.from_seed(int(cfg["seed"])).scaffold)
     rates = measured_rates(run_dir)
@@ -168,10 +172,10 @@ def main(argv: list[str]) -> None:
             assert np.array_equal(table[pops == name, col].astype(int), k.numpy()), f"scaffold differs ({name}<-{pre})"
     out = {"overrides": overrides}
     if "--open-loop-only" not in rest:
-        out["closed_loop"] = closed_loop(cfg, scaffold, rates)
+        out["closed_loop"] = closed_loop(cfg, scaffold, rates, only)
     if any(a.startswith("--open-loop") for a in rest):
         out["open_loop"] = open_loop(cfg, scaffold, rates)
-    write_json(run_dir / "theory_variants.json", out)
+    write_json(run_dir / ("theory_variants.json" if only is None else f"theory_variants_{only}.json"), out)
     print(json.dumps(out, indent=1))
 
 
