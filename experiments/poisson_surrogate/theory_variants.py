@@ -114,13 +114,9 @@ def open_loop(cfg: dict, scaffold, rates: dict[str, np.ndarray]) -> list[dict]:
             s2_poisson = s2_ext + poisson_variance(cfg, name, scaffold, rates, None)
             s2_renewal = s2_ext + poisson_variance(cfg, name, scaffold, rates, factor)
             for stats in ("poisson", "renewal", "renewal_quasi_static"):
-                if stats == "renewal_quasi_static":  # the deficit of Var V as a slow (adiabatic) change of mu:
-                    # nu = phi + 1/2 phi_mumu Var_slow, Var_slow = (s2_renewal - s2_poisson) / 2 < 0, by the
-                    # 3-point rule exact for quadratic phi: 2 phi(mu) - (phi(mu + h) + phi(mu - h)) / 2, h^2 = -Var_slow
-                    h = ((s2_poisson - s2_renewal).clamp(min=0) / 2).sqrt()
-                    sig = s2_poisson.sqrt()
-                    phi = [transfers[name](mu + k * h, sig, lam, s3) for k in (0, 1, -1)]
-                    nu = (2 * phi[0] - 0.5 * (phi[1] + phi[2])).numpy()
+                if stats == "renewal_quasi_static":  # renewal_adiabatic's rule (regularity.py) at this input
+                    deficit = s2_renewal - s2_poisson
+                    nu = transfers[name].adiabatic_rate_hz(mu, s2_poisson.sqrt(), deficit, lam, s3).numpy()
                 else:
                     s2 = s2_renewal if stats == "renewal" else s2_poisson
                     nu = transfers[name](mu, s2.sqrt(), lam, s3).numpy()
