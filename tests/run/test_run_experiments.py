@@ -48,12 +48,14 @@ TINY = {
     ],
     "alpha_sweep": [*HETERO_TINY, "study.alphas=[3,30]", "study.seeds=1"],
     "rule_zoo": [*HETERO_TINY, "plasticity.r_p_hz=2.0", "meanfield.lowrank_tol=0.05"],
+    "poisson_surrogate": [*HETERO_TINY, "study.r_values=[0.0]", "+study.renewal_surrogate=true"],
 }
 FIGURES = {
     "in_neighbours": ["in_neighbours.png"],
     "rate_vs_structure": ["rate_vs_structure.png"],
     "alpha_sweep": ["alpha_sweep.png"],
     "rule_zoo": [],
+    "poisson_surrogate": [],
     "plastic_pre": ["rates.png", "weights.png", "alpha.png", "weights_over_time.png"],
     "plastic_prepost": ["rates.png", "weights.png"],
     "hetero_static": ["rates.png", "activity.png"],

@@ -80,6 +80,7 @@ MEANFIELD_INTS: dict[str, tuple[int, int]] = {
     "samples": (2, 10**8),
 }
 MEANFIELD_DEGREES = ("auto", "laws", "scaffold")
+INPUT_STATISTICS = ("poisson", "renewal", "renewal_adiabatic")  # torchsnn.meanfield.regularity.INPUT_STATISTICS
 
 
 TRANSFER_KINDS = ("siegert", "finite_jump")  # torchsnn.meanfield.transfers.TRANSFERS (not imported: kept light)
@@ -102,6 +103,10 @@ def validate_meanfield(mf: Mapping[str, Any]) -> None:
     degrees = mf.get("degrees", "auto")
     require(
         degrees in MEANFIELD_DEGREES, "meanfield.degrees", degrees, f"must be one of {', '.join(MEANFIELD_DEGREES)}"
+    )
+    stats = mf.get("input_statistics", "poisson")
+    require(
+        stats in INPUT_STATISTICS, "meanfield.input_statistics", stats, f"must be one of {', '.join(INPUT_STATISTICS)}"
     )
     for key, (low, high) in MEANFIELD_INTS.items():
         if key in mf:

@@ -140,6 +140,7 @@ class NodeRates:
     mu_mv: Tensor
     sigma_mv: Tensor
     multiple_roots: int = 0
+    variance_factor: Tensor | None = None  # F of the output trains (regularity.py; None: Poisson, F = 1)
 
 
 @dataclass
@@ -152,7 +153,9 @@ class CellInputs:
         lam = Lambda_ext + sum_b K_b E*_b[nu],      s3 = s3_ext + tau sum_b K_b E*_b[w^3 nu]   (finite-jump transfers)
 
     All (n,), linear in the block moments x. ``dependent`` holds (block index, block, K_b, m, C) of post-dependent
-    blocks (implicit rates) and ``s3_terms`` their (post factor, tau K E*[w^3 nu]) contributions to s3."""
+    blocks (implicit rates) and ``s3_terms`` their (post factor, tau K E*[w^3 nu]) contributions to s3;
+    ``deficit`` (input_statistics = renewal_adiabatic) the change of sigma^2 that the presynaptic trains'
+    variance factors F imply, taken as a slow fluctuation of mu (``regularity.py``)."""
 
     mu0: Tensor
     s20: Tensor
@@ -163,6 +166,7 @@ class CellInputs:
     s3: Tensor
     dependent: list = field(default_factory=list)
     s3_terms: list = field(default_factory=list)
+    deficit: Tensor | None = None  # renewal_adiabatic: tau sum_b K_b E*_b[w^2 nu (F - 1)] (regularity.py)
 
 
 def cholesky_2d(var_mu: Tensor, var_s2: Tensor, cov: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -24,6 +24,7 @@ from torchsnn.meanfield.degrees import nodes_from_laws, nodes_from_scaffold
 from torchsnn.meanfield.exact import solve_exact
 from torchsnn.meanfield.lowrank import separable_expansion
 from torchsnn.meanfield.model import BlockTheory, MeanFieldModel, PopulationTheory
+from torchsnn.meanfield.regularity import with_input_statistics
 from torchsnn.meanfield.solver import SolveResult, solve
 from torchsnn.meanfield.trace_noise import TraceLaw, trace_block
 from torchsnn.meanfield.transfers import DEFAULT_TRANSFER, make_transfer
@@ -83,7 +84,8 @@ def transfer_of(cfg: Mapping[str, Any], name: str, pop: Any, drive: Any) -> Any:
             raise ConfigError(f"network.populations.{name}.neuron.transfer", kind, "only siegert for this neuron")
         return pop.transfer_hz
     _, _, mu_g, sigma_g = drive_jumps(drive, pop.tau_m_ms)
-    return make_transfer(kind, pop.transfer_parameters(), float(cfg["simulation"]["dt_ms"]), mu_g, sigma_g)
+    transfer = make_transfer(kind, pop.transfer_parameters(), float(cfg["simulation"]["dt_ms"]), mu_g, sigma_g)
+    return with_input_statistics(transfer, (cfg.get("meanfield") or {}).get("input_statistics", "poisson"))
 
 
 def plastic_block(

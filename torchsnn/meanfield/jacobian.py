@@ -40,6 +40,19 @@ def has_explicit_rates(model: object) -> bool:
     return isinstance(model, MeanFieldModel) and not any(model.has_implicit_rates(n) for n in model.populations)
 
 
+def has_poisson_inputs(model: MeanFieldModel) -> bool:
+    """Whether every presynaptic train counts as Poisson (``meanfield.input_statistics = poisson``). The chain rule
+    here covers that case only: with ``renewal`` the variance factor F of each presynaptic point multiplies the
+    sigma features (a second per-point output besides nu), and ``renewal_adiabatic`` adds a tracked moment and the
+    adiabatic rate's dependence on the per-cell deficit (``regularity.py``); those models take autograd."""
+    return not any(hasattr(p.transfer_hz, "variance_factor") for p in model.populations.values())
+
+
+def chain_rule_applies(model: object) -> bool:
+    """Whether :func:`value_and_jacobian` gives dF/dx of ``model``: explicit rates and Poisson input statistics."""
+    return has_explicit_rates(model) and has_poisson_inputs(model)
+
+
 def _leaf(t: Tensor) -> Tensor:
     return t.detach().clone().requires_grad_(True)
 
@@ -99,7 +112,9 @@ def moment_derivatives(model: MeanFieldModel, i: int, nu: Tensor, moments: Tenso
 
 
 def value_and_jacobian(model: MeanFieldModel, x: Tensor) -> tuple[Tensor, Tensor]:
-    """F(x) (N,) and dF/dx (N, N) for a model with explicit rates (``has_explicit_rates``)."""
+    """F(x) (N,) and dF/dx (N, N) for a model with explicit rates and Poisson inputs (``chain_rule_applies``)."""
+    if not chain_rule_applies(model):
+        raise ValueError("value_and_jacobian: the chain rule covers explicit rates with Poisson inputs; use autograd")
     xv = _leaf(x)
     values = [torch.zeros(s.stop - s.start, dtype=x.dtype) for s in model.block_slices]
     jac = torch.zeros(x.numel(), x.numel(), dtype=x.dtype)
@@ -138,4 +153,11 @@ def unit_input_jacobian(model: MeanFieldModel, xv: Tensor, name: str, n_q: int) 
     return out
 
 
-__all__ = ["has_explicit_rates", "point_rates_and_partials", "unit_input_jacobian", "value_and_jacobian"]
+__all__ = [
+    "chain_rule_applies",
+    "has_explicit_rates",
+    "has_poisson_inputs",
+    "point_rates_and_partials",
+    "unit_input_jacobian",
+    "value_and_jacobian",
+]

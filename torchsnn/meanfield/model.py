@@ -66,7 +66,10 @@ class MeanFieldModel:
         self.blocks = list(blocks)
         self.block_index = {(b.post, b.pre): i for i, b in enumerate(self.blocks)}
         self.tracks_jumps = [self.populations[b.post].needs_jumps for b in self.blocks]
-        offsets = np.cumsum([0] + [b.n_unknowns + 2 * t for b, t in zip(self.blocks, self.tracks_jumps, strict=True)])
+        # renewal_adiabatic input statistics (regularity.py): E*[w^2 nu (F - 1)] per block, after the jump moments
+        self.tracks_deficit = [bool(getattr(self.populations[b.pre].transfer_hz, "adiabatic", False)) for b in blocks]
+        extra = zip(self.blocks, self.tracks_jumps, self.tracks_deficit, strict=True)
+        offsets = np.cumsum([0, *(b.n_unknowns + 2 * t + d for b, t, d in extra)])
         self.block_slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(offsets)]
         self.gh_order_mu, self.gh_order_sigma = gh_order_mu, gh_order_sigma
         self.qmc_points, self.root_grid = qmc_points, root_grid
@@ -103,8 +106,8 @@ class MeanFieldModel:
 
     def block_jumps(self, x: Tensor, i: int) -> tuple[Tensor, Tensor]:
         """(E*[nu], E*[w^3 nu]) of block i (tracked where the postsynaptic transfer function needs jumps)."""
-        v = x[self.block_slices[i]]
-        return v[-2], v[-1]
+        v, n = x[self.block_slices[i]], self.blocks[i].n_unknowns
+        return v[n], v[n + 1]
 
     def with_heterogeneity(self, heterogeneity: float) -> MeanFieldModel:
         """The same network with degree nodes moved towards their means (continuation from h = 0)."""
@@ -151,6 +154,9 @@ class MeanFieldModel:
             kb = k[:, columns[block.pre]]
             m, c = self.block_means_cov(x, i)
             n_mu = len(block.mu_pre)
+            if self.tracks_deficit[i]:  # renewal_adiabatic: tau_m K_b E*[w^2 nu (F - 1)] (regularity.py)
+                part = tau_s * kb * x[self.block_slices[i]][-1]
+                cells.deficit = part if cells.deficit is None else cells.deficit + part
             if pop.needs_jumps:
                 e0, e3 = self.block_jumps(x, i)
                 cells.lam = cells.lam + kb * e0
@@ -195,7 +201,13 @@ class MeanFieldModel:
         jumps = (cells.lam[:, None], cells.s3[:, None]) if pop.needs_jumps else ()
         if not cells.dependent:
             sigma_n = smooth_sqrt(s2_n)
-            return NodeRates(pop.transfer_hz(mu_n, sigma_n, *jumps), mu_n, sigma_n)
+            if cells.deficit is not None:  # renewal_adiabatic (regularity.py)
+                nu_n = pop.transfer_hz.adiabatic_rate_hz(mu_n, sigma_n, cells.deficit[:, None], *jumps)
+            else:
+                nu_n = pop.transfer_hz(mu_n, sigma_n, *jumps)
+            renewal = getattr(pop.transfer_hz, "variance_factor", None)  # input_statistics = renewal
+            factor = renewal(nu_n, mu_n, sigma_n, *jumps) if renewal is not None else None
+            return NodeRates(nu_n, mu_n, sigma_n, variance_factor=factor)
         terms = []  # (post factor, value (n, g), goes to mu?)
         col = 2
         for i, block, kb, m, c in cells.dependent:
@@ -235,6 +247,9 @@ class MeanFieldModel:
         star = torch.as_tensor(nodes.star_prob(block.post), dtype=torch.float64)
         omega = star[:, None] * self._gauss[block.pre][1][None, :]
         u = block.features(rates.nu_hz)
+        factor = rates.variance_factor
+        if factor is not None and not self.tracks_deficit[i]:  # renewal: sigma features x F of the pre node
+            u = u[: len(block.mu_pre)] + [ud * factor for ud in u[len(block.mu_pre) :]]
         means = torch.stack([(omega * ud).sum() for ud in u])
         d = len(u)
         rows, cols = torch.triu_indices(d, d)
@@ -244,11 +259,15 @@ class MeanFieldModel:
                 for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
             ]
         )
-        if not self.tracks_jumps[i]:
-            return torch.cat([means, cov])
-        nu = rates.nu_hz
-        e3 = block.jump_pre(nu) * nu if block.jump_pre is not None else torch.zeros_like(nu)
-        return torch.cat([means, cov, torch.stack([(omega * nu).sum(), (omega * e3).sum()])])
+        parts = [means, cov]
+        if self.tracks_jumps[i]:
+            nu = rates.nu_hz
+            e3 = block.jump_pre(nu) * nu if block.jump_pre is not None else torch.zeros_like(nu)
+            parts.append(torch.stack([(omega * nu).sum(), (omega * e3).sum()]))
+        if self.tracks_deficit[i]:  # E*[w^2 nu (F - 1)] (F = 1 where the pre rates are implicit)
+            f1 = factor - 1.0 if factor is not None else torch.zeros_like(rates.nu_hz)
+            parts.append((omega * sum(u[len(block.mu_pre) :]) * f1).sum()[None])
+        return torch.cat(parts)
 
     def F(self, x: Tensor) -> Tensor:
         """The map whose fixed point is the self-consistent state (flat, like x)."""
@@ -259,12 +278,14 @@ class MeanFieldModel:
     def moments_at_rates(self, rate_hz: dict[str, float]) -> Tensor:
         """x for every neuron of each population firing at the given rate (zero covariances)."""
         parts = []
-        for b, track in zip(self.blocks, self.tracks_jumps, strict=True):
+        for b, track, deficit in zip(self.blocks, self.tracks_jumps, self.tracks_deficit, strict=True):
             nu = torch.tensor([rate_hz[b.pre]], dtype=torch.float64)
             means = torch.cat([ud for ud in b.features(nu)])
             parts.append(torch.cat([means, torch.zeros(b.n_unknowns - b.n_features, dtype=torch.float64)]))
             if track:
                 parts.append(torch.cat([nu, b.jump_pre(nu) * nu if b.jump_pre is not None else 0 * nu]))
+            if deficit:
+                parts.append(torch.zeros(1, dtype=torch.float64))
         return torch.cat(parts)
 
     def _block_feature_scales(self, block: BlockTheory) -> Tensor:
@@ -276,12 +297,14 @@ class MeanFieldModel:
         """Typical magnitudes of the unknowns, so that residuals are compared on one footing."""
         parts = []
         top = torch.linspace(0.0, 5 * REFERENCE_RATE_HZ, 101, dtype=torch.float64)
-        for s, b, track in zip(self._feature_scales, self.blocks, self.tracks_jumps, strict=True):
+        for i, (s, b, track) in enumerate(zip(self._feature_scales, self.blocks, self.tracks_jumps, strict=True)):
             rows, cols = torch.triu_indices(s.numel(), s.numel())
             parts.append(torch.cat([s, s[rows] * s[cols]]))
             if track:
                 w3 = (b.jump_pre(top) * top).abs().max() if b.jump_pre is not None else torch.ones((), dtype=top.dtype)
                 parts.append(torch.stack([top[-1], w3.clamp(min=1e-12)]))
+            if self.tracks_deficit[i]:
+                parts.append(s[len(b.mu_pre) :].sum()[None])
         return torch.cat(parts)
 
     def project(self, x: Tensor) -> Tensor:
@@ -301,7 +324,7 @@ class MeanFieldModel:
             rows, cols = torch.triu_indices(d, d)
             m = torch.cat([m[: len(block.mu_pre)], m[len(block.mu_pre) :].clamp(min=0)])
             extra = x[self.block_slices[i]][rows.numel() + d :]
-            if extra.numel():
+            if extra.numel() and self.tracks_jumps[i]:
                 extra = torch.cat([extra[:1].clamp(min=0), extra[1:]])
             out[self.block_slices[i]] = torch.cat([m, c[rows, cols], extra])
         return out

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from torchsnn.errors import SolverError
-from torchsnn.meanfield.jacobian import has_explicit_rates, value_and_jacobian
+from torchsnn.meanfield.jacobian import chain_rule_applies, value_and_jacobian
 from torchsnn.meanfield.model import MeanFieldModel
 from torchsnn.meanfield.transfers import first_order_transfers
 
@@ -58,13 +58,15 @@ class SolveResult:
 class FixedPointProblem:
     """G(z) = z - F(z * scale) / scale in scaled unknowns z.
 
-    ``analytic`` (default: where every rate is explicit) takes dF/dx from ``jacobian.value_and_jacobian`` (chain
-    rule over the per-cell inputs, one transfer evaluation with first derivatives per point, and F from the same
-    evaluation); otherwise reverse mode through F (implicit rates)."""
+    ``analytic`` (default: where every rate is explicit and the inputs Poisson, ``jacobian.chain_rule_applies``)
+    takes dF/dx from ``jacobian.value_and_jacobian`` (chain rule over the per-cell inputs, one transfer evaluation
+    with first derivatives per point, and F from the same evaluation); otherwise reverse mode through F (implicit
+    rates, renewal input statistics)."""
 
     def __init__(self, model: MeanFieldModel, scale: Tensor, analytic: bool | None = None) -> None:
         self.model, self.scale = model, scale
-        self.analytic = has_explicit_rates(model) if analytic is None else analytic
+        # the chain rule (jacobian.py) covers explicit rates with Poisson input statistics; otherwise autograd
+        self.analytic = chain_rule_applies(model) if analytic is None else analytic
 
     def residual(self, z: Tensor) -> Tensor:
         """G(z). A value-only evaluation (no gradient asked for) is kept: Newton's accepted line-search trial is

@@ -3,7 +3,8 @@
 from torchsnn.studies.alpha_sweep import AlphaSweep
 from torchsnn.studies.base import Study
 from torchsnn.studies.in_neighbours import InNeighbours
+from torchsnn.studies.poisson_surrogate import PoissonSurrogate
 from torchsnn.studies.rate_vs_structure import RateVsStructure
 from torchsnn.studies.rule_zoo import RuleZoo
 
-__all__ = ["AlphaSweep", "InNeighbours", "RateVsStructure", "RuleZoo", "Study"]
+__all__ = ["AlphaSweep", "InNeighbours", "PoissonSurrogate", "RateVsStructure", "RuleZoo", "Study"]
