@@ -61,7 +61,7 @@ class MeanFieldSchema:
     initial_rate_hz: float = 5.0
     require_stable: bool = True
     samples: int = 200_000
-    input_statistics: str = "poisson"  # poisson | renewal (theory §8.2, meanfield/regularity.py)
+    input_statistics: str = "poisson"  # poisson | renewal | renewal_adiabatic (theory §8.2, meanfield/regularity.py)
 
 
 @dataclass
