@@ -21,7 +21,9 @@ nodes of ``degrees.py``. Float64 throughout; autograd flows through phi (analyti
 factors, the rule's factors and, for implicit rates, one Newton correction (implicit-function theorem).
 
 The pieces: ``blocks.py`` (populations, blocks, per-cell inputs), ``quadrature.py`` (Gaussian rules),
-``implicit.py`` (implicit rates), ``jacobian.py`` (the Jacobian of F without autograd over the cells).
+``implicit.py`` (implicit rates), ``jacobian.py`` (the Jacobian of F without autograd over the cells; Poisson
+inputs only), ``regularity.py`` (``input_statistics`` renewal: the pre nodes' variance factor F on the sigma
+features; renewal_adiabatic: the tracked deficit E*[w^2 nu (F - 1)] per block and the adiabatic rate).
 """
 
 from __future__ import annotations
