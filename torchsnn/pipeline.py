@@ -47,7 +47,7 @@ from torchsnn.memory import RunMemory
 from torchsnn.monitors.tensorboard import TensorBoardLogger, run_hparams
 from torchsnn.monitors.weights import WeightMonitor
 from torchsnn.outputs import write_json, write_neuron_table
-from torchsnn.runguard import Interrupted, RunFolder, StopFlag, Writes
+from torchsnn.runguard import Interrupted, RunFolder, StopFlag, Writes, resumed_with
 from torchsnn.scaffold import SparseScaffold
 from torchsnn.scaffold.from_file import uses_file
 from torchsnn.simulation import SimulationInterruptedError, SimulationResult, simulate
@@ -281,12 +281,6 @@ def run(
         folder.release()
     log.info("outputs in %s", run_dir)
     return summary
-
-
-def resumed_with(cfg: dict[str, Any]) -> dict[str, list[float]] | None:
-    """``{field: [old, new]}`` of a resumed run extended with a longer ``simulation.duration_ms`` (else None)."""
-    resume = cfg.get("resume")
-    return resume.get("resumed_with") if isinstance(resume, dict) else None
 
 
 def run_steps(

@@ -206,6 +206,12 @@ class Writes:
         return True
 
 
+def resumed_with(cfg: dict) -> dict[str, list[float]] | None:
+    """``{field: [old, new]}`` of a resumed run extended with a longer ``simulation.duration_ms`` (else None)."""
+    resume = cfg.get("resume")
+    return resume.get("resumed_with") if isinstance(resume, dict) else None
+
+
 M_ARENA_MAX = -8  # glibc mallopt parameters
 M_MMAP_THRESHOLD = -3
 
