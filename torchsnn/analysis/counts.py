@@ -115,18 +115,28 @@ def isi_cv(
 
 @dataclasses.dataclass
 class _Capture:
-    """Wraps a population's transfer function and keeps the arguments of its last call (mu, sigma, jumps)."""
+    """Wraps a population's transfer function and keeps the arguments of its last rate evaluation (mu, sigma,
+    jumps); every other attribute (``needs_jumps``, a renewal wrapper's ``variance_factor``, ...) is the wrapped
+    one's, so the model computes exactly what it computes without the capture."""
 
     inner: Any
     args: tuple[torch.Tensor, ...] = ()
 
-    @property
-    def needs_jumps(self) -> bool:
-        return bool(getattr(self.inner, "needs_jumps", False))
+    def __getattr__(self, name: str) -> Any:
+        if name in ("inner", "args"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def __call__(self, mu: torch.Tensor, sigma: torch.Tensor, *jumps: torch.Tensor) -> torch.Tensor:
         self.args = (mu, sigma, *jumps)
         return self.inner(mu, sigma, *jumps)
+
+    def adiabatic_rate_hz(
+        self, mu: torch.Tensor, sigma: torch.Tensor, deficit: torch.Tensor, *jumps: torch.Tensor
+    ) -> torch.Tensor:
+        """``meanfield.input_statistics=renewal_adiabatic`` (regularity.py): the CV is taken at (mu, sigma)."""
+        self.args = (mu, sigma, *jumps)
+        return self.inner.adiabatic_rate_hz(mu, sigma, deficit, *jumps)
 
 
 @contextmanager
@@ -149,6 +159,7 @@ def theory_rates_and_cv(
     from torchsnn.meanfield.transfers import FiniteJumpTransfer, SiegertTransfer
 
     transfer = model.populations[name].transfer_hz
+    transfer = getattr(transfer, "base", transfer)  # a renewal wrapper (regularity.py): the LIF transfer inside
     k, _ = model.populations[name].nodes.sample(n, rng)
     dim = model._gauss[name][0].shape[1]
     xi = rng.standard_normal((n, dim))
