@@ -154,18 +154,7 @@ class PoissonSurrogate(Study):
             name: PoissonSurrogateDrive(sums[name]["rates_hz"], sums[name]["jumps_mv"], drives.get(name))
             for name in populations
         }
-        sim_cfg = cfg["simulation"]
-        net = Network(populations, surrogate, {}, float(sim_cfg["dt_ms"]), backend=sim_cfg.get("backend", "auto"))
-        generator = torch.Generator()
-        generator.manual_seed(seeds.dynamics + 1)
-        net.reset(1, generator)
-        sim = simulate(
-            net,
-            duration_ms=sim_cfg["duration_ms"],
-            transient_ms=sim_cfg["transient_ms"],
-            generator=generator,
-            progress=False,
-        )
+        sim = simulate_unconnected(cfg, populations, surrogate, seeds.dynamics + 1)
         summary["simulation"] = sim.summary()
         run_comparison(cfg, summary, sim, theory)
         single = {}
@@ -208,17 +197,7 @@ class PoissonSurrogate(Study):
             )
             inputs[post] = part if post not in inputs else inputs[post] + part
         net_drives = {name: PrecomputedDrive(inputs[name], drives.get(name)) for name in populations}
-        net = Network(populations, net_drives, {}, dt, backend=sim_cfg.get("backend", "auto"))
-        generator = torch.Generator()
-        generator.manual_seed(seeds.dynamics + 2)
-        net.reset(1, generator)
-        sim = simulate(
-            net,
-            duration_ms=sim_cfg["duration_ms"],
-            transient_ms=sim_cfg["transient_ms"],
-            generator=generator,
-            progress=False,
-        )
+        sim = simulate_unconnected(cfg, populations, net_drives, seeds.dynamics + 2)
         summary["simulation"] = sim.summary()
         run_comparison(cfg, summary, sim, theory)
         write_json(folder / "summary.json", summary)
@@ -239,3 +218,20 @@ class PoissonSurrogate(Study):
             out[f"{kind}_mean_hz"] = float(nu.mean())
             out[f"{kind}_mean_error"] = float(simulated.mean() / nu.mean() - 1.0)
         return out
+
+
+def simulate_unconnected(cfg: dict[str, Any], populations: dict, drives: dict, seed: int) -> Any:
+    """The populations without recurrent projections, each under its (surrogate) drive, one replica, for the
+    config's duration and transient (seeded with ``seed``): the surrogate runs' simulation."""
+    sim_cfg = cfg["simulation"]
+    net = Network(populations, drives, {}, float(sim_cfg["dt_ms"]), backend=sim_cfg.get("backend", "auto"))
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    net.reset(1, generator)
+    return simulate(
+        net,
+        duration_ms=sim_cfg["duration_ms"],
+        transient_ms=sim_cfg["transient_ms"],
+        generator=generator,
+        progress=False,
+    )
