@@ -31,9 +31,9 @@ from torchsnn.config import BuiltRun, build_network
 from torchsnn.config.builder import Seeds, build_scaffold, file_scaffold_hook, resolve_device
 from torchsnn.config.instantiate import instantiate
 from torchsnn.config.preflight import preflight
+from torchsnn.config.theory_builder import degree_source, solve_from_config
 from torchsnn.errors import CheckpointError, ConfigError, SimulationAbortedError, SolverError
 from torchsnn.io.exports import write_exports
-from torchsnn.meanfield.build import degree_source, solve_from_config
 from torchsnn.meanfield.distributions import (
     Distribution,
     neuron_rates,

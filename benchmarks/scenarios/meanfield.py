@@ -44,7 +44,7 @@ def solve_once(experiment: str, seed: int | None, threads: int = 1) -> dict:
     t_import = time.perf_counter()
     import torch
 
-    from torchsnn.meanfield.build import model_from_config, solve_options
+    from torchsnn.config.theory_builder import model_from_config, solve_options
     from torchsnn.meanfield.solver import solve
 
     import_s = time.perf_counter() - t_import
@@ -82,7 +82,7 @@ def solve_scaffold_once(variant: str, seed: int | None, threads: int = 1) -> dic
     import torch
 
     from torchsnn.config.builder import Seeds, build_scaffold
-    from torchsnn.meanfield.build import solve_from_config
+    from torchsnn.config.theory_builder import solve_from_config
 
     torch.set_num_threads(threads)
     overrides = [*EXACT_VARIANTS[variant][0], "simulation.device=cpu"] + ([f"seed={seed}"] if seed is not None else [])

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from torchsnn.analysis.metrics import compare_samples
 from torchsnn.config.builder import Seeds, build_populations, build_scaffold
-from torchsnn.meanfield.build import drive_jumps, transfer_of
+from torchsnn.config.theory_builder import drive_jumps, transfer_of
 from torchsnn.outputs import write_json
 from torchsnn.pipeline import run_theory
 from torchsnn.studies.poisson_surrogate import measured_rates, presynaptic_sums

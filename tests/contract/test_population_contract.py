@@ -18,7 +18,7 @@ from testkit import CONF_DIR, compose_plain
 
 from torchsnn.config import build_network
 from torchsnn.config.builder import build_scaffold
-from torchsnn.meanfield.build import solve_from_config
+from torchsnn.config.theory_builder import solve_from_config
 from torchsnn.meanfield.distributions import rate_distribution, sample_population
 from torchsnn.populations import NeuronPopulation
 from torchsnn.simulation import simulate

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mf_helpers import compose_plain, hetero_overrides, mean_rate_hz, one_torch_thread  # noqa: F401
 
-from torchsnn.meanfield.build import model_from_config
+from torchsnn.config.theory_builder import model_from_config
 from torchsnn.meanfield.distributions import Distribution, rate_distribution, sample_population
 from torchsnn.meanfield.solver import solve
 

@@ -25,7 +25,7 @@ from mf_helpers import compose_plain, one_torch_thread, poisson_drive_moments  #
 from scipy import optimize
 
 from torchsnn.config.builder import Seeds, build_scaffold
-from torchsnn.meanfield.build import solve_from_config
+from torchsnn.config.theory_builder import solve_from_config
 from torchsnn.meanfield.distributions import neuron_rates
 from torchsnn.meanfield.solver import FixedPointProblem, map_eigenvalues
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mf_helpers import compose_plain, one_torch_thread  # noqa: F401  (autouse fixture)
 
-from torchsnn.meanfield.build import model_from_config
+from torchsnn.config.theory_builder import model_from_config
 from torchsnn.meanfield.degrees import DegreeNodes
 from torchsnn.meanfield.jacobian import has_explicit_rates, value_and_jacobian
 from torchsnn.meanfield.model import BlockTheory, MeanFieldModel, PopulationTheory

@@ -22,7 +22,7 @@ from mf_helpers import (
 from scipy import optimize
 
 from torchsnn.config.builder import build_rules
-from torchsnn.meanfield.build import model_from_config
+from torchsnn.config.theory_builder import model_from_config
 from torchsnn.meanfield.degrees import nodes_from_laws
 from torchsnn.meanfield.model import SIGMA2_SMOOTHING_MV2, BlockTheory, MeanFieldModel, PopulationTheory
 from torchsnn.meanfield.solver import solve

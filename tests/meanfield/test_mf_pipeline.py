@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mf_helpers import compose_plain, mean_rate_hz, one_torch_thread, run_cli  # noqa: F401
 
-from torchsnn.meanfield.build import model_from_config
+from torchsnn.config.theory_builder import model_from_config
 from torchsnn.meanfield.solver import solve
 
 PNG = b"\x89PNG\r\n\x1a\n"

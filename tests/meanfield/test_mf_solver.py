@@ -11,8 +11,8 @@ import torch
 from mf_helpers import compose_plain, hetero_overrides, mean_rate_hz, one_torch_thread  # noqa: F401
 from scipy import optimize
 
+from torchsnn.config.theory_builder import model_from_config
 from torchsnn.errors import SolverError
-from torchsnn.meanfield.build import model_from_config
 from torchsnn.meanfield.solver import solve
 
 
@@ -228,7 +228,7 @@ def test_plastic_network_with_a_saddle_gets_its_low_rate_state():
     from mf_helpers import CONF_DIR
     from omegaconf import OmegaConf
 
-    from torchsnn.meanfield.build import solve_options
+    from torchsnn.config.theory_builder import solve_options
     from torchsnn.studies.base import Study
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -126,7 +126,7 @@ def test_poisson_limit_gives_back_the_poisson_theory(monkeypatch, kind):
     """With every output train's F forced to the Poisson value (F from f^ = nu / (nu + 1/tau_m), i.e. CV -> 1),
     the renewal model's map F(x) is the Poisson model's, to rounding (renewal_adiabatic: its extra moment per
     block, E*[w^2 nu (F - 1)], is then 0 and the other entries equal); with the LIF's own F it differs."""
-    from torchsnn.meanfield.build import model_from_config
+    from torchsnn.config.theory_builder import model_from_config
 
     poisson = model_from_config(small_network())
     renewal = model_from_config(small_network(f"meanfield.input_statistics={kind}"))
@@ -179,7 +179,7 @@ def test_adiabatic_rule_is_the_second_order_expansion():
 def test_renewal_model_solves_and_lowers_the_rates():
     """The renewal closure solves by the same Newton solver; regular trains (CV < 1) lower the input variance,
     so in this fluctuation-driven network both populations' predicted rates come out lower."""
-    from torchsnn.meanfield.build import solve_from_config
+    from torchsnn.config.theory_builder import solve_from_config
 
     rates = {}
     for kind in ("poisson", "renewal"):
@@ -207,7 +207,7 @@ def test_solver_jacobian_of_renewal_models_is_autograds(kind):
     I - diag(1/s) dF/dx diag(s) from one reverse pass per row (rel 1e-8; both exact, they differ by rounding),
     and that autograd matches central differences of F (so the hooks are differentiable as written); the chain
     rule refuses these models."""
-    from torchsnn.meanfield.build import model_from_config
+    from torchsnn.config.theory_builder import model_from_config
     from torchsnn.meanfield.jacobian import chain_rule_applies, value_and_jacobian
     from torchsnn.meanfield.solver import FixedPointProblem
 
@@ -247,7 +247,7 @@ def test_counting_noise_comparison_runs_on_renewal_models(kind):
     capturing wrapper of the transfer function; with renewal input statistics it must give the model's own rates
     (the wrapper changes nothing) and a LIF ISI CV per neuron (from the transfer inside the renewal wrapper)."""
     from torchsnn.analysis.counts import theory_rates_and_cv
-    from torchsnn.meanfield.build import model_from_config
+    from torchsnn.config.theory_builder import model_from_config
     from torchsnn.meanfield.solver import solve
 
     model = model_from_config(small_network(f"meanfield.input_statistics={kind}"))

@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy import stats
 
+from torchsnn.config.theory_builder import plastic_block, trace_law_of
 from torchsnn.errors import ConfigError
 from torchsnn.estimators import RateEstimator
-from torchsnn.meanfield.build import plastic_block, trace_law_of
 from torchsnn.meanfield.trace_noise import FactorLaw, TraceLaw, gamma_expect, gamma_rule
 from torchsnn.plasticity import HomeostaticPreRule, SaturatingPreRule, SeparablePrePostRule
 

@@ -279,7 +279,7 @@ def test_the_theory_is_bit_reproducible():
     from call to call)."""
     from testkit import compose_plain
 
-    from torchsnn.meanfield.build import model_from_config, solve_options
+    from torchsnn.config.theory_builder import model_from_config, solve_options
     from torchsnn.meanfield.solver import solve
 
     cfg = compose_plain("mode=theory")

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from torchsnn.analysis.report import write_report
-from torchsnn.meanfield.build import model_from_config, solve_options
+from torchsnn.config.theory_builder import model_from_config, solve_options
 from torchsnn.meanfield.solver import solve
 from torchsnn.outputs import write_json
 from torchsnn.studies.base import Study

@@ -23,7 +23,7 @@ import torch
 
 from torchsnn.analysis.report import write_report
 from torchsnn.config.builder import Seeds, build_populations, build_scaffold
-from torchsnn.meanfield.build import drive_jumps
+from torchsnn.config.theory_builder import drive_jumps
 from torchsnn.meanfield.transfers import make_transfer
 from torchsnn.network import Network
 from torchsnn.outputs import write_json
